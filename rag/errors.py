@@ -1,0 +1,49 @@
+"""The few error classes of fazhi-qa. Every message says what to do next."""
+
+
+class RagError(Exception):
+    """Base class: anything the user can act on. CLI and HTTP turn it into a message."""
+
+    http_status = 500
+
+
+class ConfigError(RagError):
+    """A setting is missing or invalid."""
+
+    http_status = 500
+
+
+class ModelUnavailableError(RagError):
+    """A model package is not installed or a model file cannot be built."""
+
+    http_status = 503
+
+
+class BadFileError(RagError):
+    """A report cannot be read: empty, binary, undecodable, too big or of an unknown type."""
+
+    http_status = 415
+
+
+class IngestError(RagError):
+    """An ingest could not be completed; the previous index is left as it was."""
+
+    http_status = 500
+
+
+class IndexMissingError(RagError):
+    """Nothing has been ingested yet."""
+
+    http_status = 503
+
+
+class QuestionError(RagError):
+    """The question is empty, too long or malformed."""
+
+    http_status = 422
+
+
+class LLMUnavailableError(RagError):
+    """The language model server is down, timed out or answered garbage."""
+
+    http_status = 503

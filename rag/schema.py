@@ -1,0 +1,60 @@
+"""The shared vocabulary: chunk metadata keys and the Answer returned to every caller.
+
+A chunk is a LangChain ``Document`` whose ``page_content`` is the chunk's original
+text and whose metadata is flat and scalar under the keys below (Chroma rejects
+nested values).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+# Chunk metadata keys. Keep every use of them pointing here.
+CHUNK_ID = "chunk_id"
+FILE = "file"               # report file name relative to its folder, e.g. 003_….txt
+DISTRICT = "district"       # e.g. 荣昌区, 开州区大进镇
+YEAR = "year"               # int, the year the report covers
+TITLE = "title"
+BODY = "body"               # issuing body, e.g. 区司法局
+SECTION = "section"         # heading path as written: "一、… > （五）…"
+START = "start"             # character offsets into the original text:
+END = "end"                 # original[start:end] == page_content
+FILE_HASH = "file_hash"     # sha256 of the report's bytes
+HEADER = "header"           # "district · year · title · section", prefixed for embedding/BM25
+
+SECTION_SEPARATOR = " > "
+
+
+class Citation(BaseModel):
+    """One cited passage: where it is, and the exact words quoted from the report."""
+
+    n: int
+    file: str
+    district: str
+    year: int
+    section: str
+    start: int
+    end: int
+    quote: str
+
+    def label(self) -> str:
+        """〔district · year · section〕, the chip shown under an answer."""
+        return f"〔{self.district} · {self.year} · {self.section}〕"
+
+
+class Timings(BaseModel):
+    retrieve_ms: float = 0.0
+    first_token_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+class Answer(BaseModel):
+    """What the pipeline returns to the CLI, the HTTP API, the UI and the evaluation."""
+
+    answer: str
+    refused: bool = False
+    grounded: bool = True
+    citations: list[Citation] = Field(default_factory=list)
+    provider: str = ""
+    model: str = ""
+    timings: Timings = Field(default_factory=Timings)

@@ -1,0 +1,180 @@
+"""Settings: one YAML file (config/default.yaml), validated once with pydantic."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rag.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.yaml"
+CONFIG_ENV = "FAZHI_CONFIG"
+OVERRIDE_PREFIX = "FAZHI__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmbeddingSettings(_Section):
+    model: str = "e5-small-offline"
+    query_prompt: str = "query: "
+    passage_prompt: str = "passage: "
+    batch_size: int = Field(32, ge=1)
+    device: str = "cpu"
+
+
+class ChromaSettings(_Section):
+    mode: Literal["embedded", "server"] = "embedded"
+    collection: str = "fazhi_reports"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+
+class IngestSettings(_Section):
+    extensions: list[str] = [".txt", ".md", ".docx", ".pdf"]
+    max_file_mb: float = Field(20, gt=0)
+    chunk_tokens: int = Field(220, ge=32)
+    overlap_tokens: int = Field(40, ge=0)
+
+
+class RetrievalSettings(_Section):
+    top_k: int = Field(6, ge=1)
+    dense_k: int = Field(20, ge=1)
+    keyword_k: int = Field(20, ge=1)
+    rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(1.0, ge=0)
+    keyword_weight: float = Field(1.0, ge=0)
+    per_district_k: int = Field(3, ge=1)
+
+
+class LocalLLMSettings(_Section):
+    model_file: str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+    n_ctx: int = Field(4096, ge=512)
+    threads: int = Field(2, ge=1)
+    port: int = Field(0, ge=0, le=65535)
+    startup_timeout_s: float = Field(180, gt=0)
+
+
+class OpenAISettings(_Section):
+    base_url: str = "https://api.deepseek.com/v1"
+    model: str = "deepseek-chat"
+    api_key_env: str = "OPENAI_API_KEY"
+
+
+class LLMSettings(_Section):
+    provider: Literal["local", "openai", "extractive"] = "local"
+    temperature: float = Field(0.0, ge=0)
+    max_tokens: int = Field(384, ge=16)
+    timeout_s: float = Field(120, gt=0)
+    context_tokens: int = Field(700, ge=100)
+    local: LocalLLMSettings = LocalLLMSettings()
+    openai: OpenAISettings = OpenAISettings()
+
+
+class AnswerSettings(_Section):
+    max_question_chars: int = Field(500, ge=10)
+    extractive_sentences: int = Field(3, ge=1)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=1, le=65535)
+    api_key_env: str = "FAZHI_API_KEY"
+    max_upload_mb: float = Field(20, gt=0)
+    requests_per_minute: int = Field(120, ge=1)
+
+
+class Settings(_Section):
+    data_dir: Path = Path("data")
+    seeds_dir: Path = Path("seeds")
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chroma: ChromaSettings = ChromaSettings()
+    ingest: IngestSettings = IngestSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    llm: LLMSettings = LLMSettings()
+    answer: AnswerSettings = AnswerSettings()
+    server: ServerSettings = ServerSettings()
+
+    def model_post_init(self, __context: Any) -> None:
+        for name in ("data_dir", "seeds_dir"):
+            path = getattr(self, name)
+            if not path.is_absolute():
+                object.__setattr__(self, name, PROJECT_ROOT / path)
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "Settings":
+        """A copy with dotted keys replaced, e.g. {"llm.provider": "extractive"}."""
+        raw = self.model_dump(mode="json")
+        for dotted, value in overrides.items():
+            _set_dotted(raw, dotted, value)
+        return _validate(raw, "overrides")
+
+
+def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = raw
+    for key in keys[:-1]:
+        if not isinstance(node.get(key), dict):
+            raise ConfigError(f"Unknown setting '{dotted}': see config/default.yaml for the keys.")
+        node = node[key]
+    if keys[-1] not in node:
+        raise ConfigError(f"Unknown setting '{dotted}': see config/default.yaml for the keys.")
+    node[keys[-1]] = yaml.safe_load(value) if isinstance(value, str) else value
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _validate(raw: dict, origin: str) -> Settings:
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
+        )
+        raise ConfigError(f"Invalid settings in {origin}: {problems}") from err
+
+
+def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Read settings from PATH, $FAZHI_CONFIG or config/default.yaml, then apply overrides.
+
+    Environment variables FAZHI__SECTION__KEY=value override single keys.
+    """
+    config_path = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    try:
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as err:
+        raise ConfigError(f"Settings file {config_path} not found: set {CONFIG_ENV} or create it.") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"Settings file {config_path} is not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Settings file {config_path} must hold a mapping of settings.")
+    raw = _deep_merge(Settings().model_dump(mode="json"), raw)
+    env_overrides = {
+        name[len(OVERRIDE_PREFIX):].lower().replace("__", "."): value
+        for name, value in os.environ.items()
+        if name.startswith(OVERRIDE_PREFIX)
+    }
+    for dotted, value in {**env_overrides, **(overrides or {})}.items():
+        _set_dotted(raw, dotted, value)
+    return _validate(raw, str(config_path))
