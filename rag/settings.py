@@ -72,7 +72,7 @@ class LLMSettings(_Section):
     temperature: float = Field(0.0, ge=0)
     max_tokens: int = Field(384, ge=16)
     timeout_s: float = Field(120, gt=0)
-    context_tokens: int = Field(700, ge=100)
+    context_tokens: int = Field(260, ge=50)
     local: LocalLLMSettings = LocalLLMSettings()
     openai: OpenAISettings = OpenAISettings()
 
@@ -80,6 +80,7 @@ class LLMSettings(_Section):
 class AnswerSettings(_Section):
     max_question_chars: int = Field(500, ge=10)
     extractive_sentences: int = Field(3, ge=1)
+    extractive_context_tokens: int = Field(600, ge=50)
 
 
 class ServerSettings(_Section):

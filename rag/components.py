@@ -1,0 +1,76 @@
+"""The one place where real components are built from settings."""
+
+from __future__ import annotations
+
+import os
+
+from rag.errors import ConfigError, ModelUnavailableError
+from rag.settings import Settings
+
+
+def build_embeddings(settings: Settings):
+    """A LangChain Embeddings over a sentence-transformers model, with e5's query/passage prompts."""
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    from rag.models import resolve_embedding_model
+    from rag.tokens import ensure_tiktoken_cache
+
+    ensure_tiktoken_cache(settings.models_dir / "tiktoken")
+    e = settings.embedding
+    model = resolve_embedding_model(e.model, settings.models_dir)
+    try:
+        return HuggingFaceEmbeddings(
+            model_name=model,
+            model_kwargs={"device": e.device},
+            encode_kwargs={"normalize_embeddings": True, "batch_size": e.batch_size, "prompt": e.passage_prompt},
+            query_encode_kwargs={"normalize_embeddings": True, "prompt": e.query_prompt},
+        )
+    except OSError as err:
+        raise ModelUnavailableError(
+            f"Embedding model '{e.model}' could not be loaded ({err}). Offline, use the default "
+            "`e5-small-offline` (built by `fazhi models prepare`) or a local folder."
+        ) from err
+
+
+def build_chroma_client(settings: Settings):
+    """An embedded PersistentClient under data_dir, or an HttpClient in server mode."""
+    import chromadb
+    from chromadb.config import Settings as ChromaClientSettings
+
+    client_settings = ChromaClientSettings(anonymized_telemetry=False)
+    c = settings.chroma
+    if c.mode == "server":
+        try:
+            return chromadb.HttpClient(host=c.host, port=c.port, settings=client_settings)
+        except Exception as err:
+            raise ConfigError(
+                f"Chroma server at {c.host}:{c.port} does not answer ({err}): start it with "
+                f"`chroma run --path DIR --host {c.host} --port {c.port}` or set chroma.mode: embedded."
+            ) from err
+    settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=client_settings)
+
+
+def build_chat_model_factories(settings: Settings) -> dict:
+    """provider → factory returning (LangChain chat model, model name); built only when used."""
+
+    def local():
+        from rag.local_llm import LocalLLMServer, chat_model_for_local
+
+        server = LocalLLMServer(settings)
+        return chat_model_for_local(server, settings), settings.llm.local.model_file
+
+    def openai():
+        from langchain_openai import ChatOpenAI
+
+        o = settings.llm.openai
+        key = os.environ.get(o.api_key_env)
+        if not key:
+            raise ConfigError(f"Provider 'openai' needs an API key in the environment variable {o.api_key_env}.")
+        model = ChatOpenAI(
+            base_url=o.base_url, model=o.model, api_key=key, temperature=settings.llm.temperature,
+            max_tokens=settings.llm.max_tokens, timeout=settings.llm.timeout_s, max_retries=1,
+        )
+        return model, o.model
+
+    return {"local": local, "openai": openai}

@@ -1,0 +1,211 @@
+"""The one pipeline that the CLI, the HTTP API, the UI and the evaluation all call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from rag.answering import ExtractiveAnswerer, LLMAnswerer, finish_answer, not_covered_answer
+from rag.errors import ConfigError, QuestionError, QuestionTooLongError
+from rag.evidence import select_excerpts
+from rag.retrieval import HybridRetriever, Passage, Route, Router, covered_summary, rewrite_follow_up
+from rag.schema import Answer
+from rag.settings import Settings, load_settings
+from rag.store import IngestSummary, KnowledgeBase
+from rag.tokens import count_tokens
+
+PROVIDERS = ("local", "openai", "extractive")
+
+
+class Pipeline:
+    """Ingest reports, retrieve passages, and answer questions with citations.
+
+    Components are injected; `from_settings` builds the real ones. `chat_models` maps a
+    provider name to a zero-argument factory of its LangChain chat model, so the local
+    LLM server starts only when a question first needs it.
+    """
+
+    def __init__(self, settings: Settings, kb: KnowledgeBase, chat_models: dict | None = None):
+        self.settings = settings
+        self.kb = kb
+        self.router = Router()
+        r = settings.retrieval
+        self.retriever = HybridRetriever(
+            kb, top_k=r.top_k, dense_k=r.dense_k, keyword_k=r.keyword_k, rrf_k=r.rrf_k,
+            dense_weight=r.dense_weight, keyword_weight=r.keyword_weight, per_district_k=r.per_district_k,
+        )
+        self._chat_model_factories = chat_models or {}
+        self._answerers: dict = {"extractive": ExtractiveAnswerer(settings.answer.extractive_sentences)}
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **overrides) -> "Pipeline":
+        """Build the pipeline with the real embedder, Chroma client and chat models."""
+        from rag.components import build_chat_model_factories, build_chroma_client, build_embeddings
+
+        settings = settings or load_settings(overrides=overrides or None)
+        kb = KnowledgeBase(
+            build_chroma_client(settings),
+            build_embeddings(settings),
+            collection=settings.chroma.collection,
+            keyword_dir=settings.data_dir / "keyword",
+            lock_path=settings.data_dir / "ingest.lock",
+            max_file_bytes=int(settings.ingest.max_file_mb * 2**20),
+            chunk_tokens=settings.ingest.chunk_tokens,
+            overlap_tokens=settings.ingest.overlap_tokens,
+            embed_batch_size=settings.embedding.batch_size,
+        )
+        return cls(settings, kb, build_chat_model_factories(settings))
+
+    # ---- knowledge base -------------------------------------------------------------
+
+    def ingest(self, paths: list[Path] | None = None, progress=None) -> IngestSummary:
+        """Ingest report files or folders (default: the bundled seeds)."""
+        files, root = report_files(paths or [self.settings.seeds_dir], self.settings.ingest.extensions)
+        return self.kb.ingest(files, progress=progress, root=root)
+
+    def reports(self) -> list[dict]:
+        return self.kb.reports()
+
+    def remove_report(self, file: str) -> None:
+        self.kb.remove(file)
+
+    # ---- questions ------------------------------------------------------------------
+
+    def check_question(self, question: str) -> str:
+        """The question stripped, or QuestionError when empty or over the length limit."""
+        if not isinstance(question, str) or not question.strip():
+            raise QuestionError("问题为空：请输入一个问题。")
+        question = question.strip()
+        limit = self.settings.answer.max_question_chars
+        if len(question) > limit:
+            raise QuestionTooLongError(f"问题过长（{len(question)} 字，上限 {limit} 字）：请缩短后再问。")
+        return question
+
+    def route(self, question: str, history=None, filters: dict | None = None) -> Route:
+        """Where a question should be looked up (follow-ups made standalone first)."""
+        question = self.check_question(question)
+        standalone = rewrite_follow_up(question, history)
+        filters = filters or {}
+        manifest = self.kb.require_reports()
+        return self.router.route(
+            standalone, list(manifest["reports"].values()),
+            districts=filters.get("districts") or None, years=filters.get("years") or None,
+        )
+
+    def retrieve(self, question: str, history=None, filters: dict | None = None, k: int | None = None) -> list[Passage]:
+        """Ranked passages for a question, as the answerer would see them."""
+        route = self.route(question, history, filters)
+        return self.retriever.retrieve(route, self.kb.manifest(), k)
+
+    def ask(self, question: str, history=None, filters: dict | None = None, provider: str | None = None) -> Answer:
+        """Answer a question with citations."""
+        answer = None
+        for item in self.stream(question, history, filters, provider):
+            answer = item
+        return answer
+
+    def stream(self, question: str, history=None, filters: dict | None = None,
+               provider: str | None = None) -> Iterator[str | Answer]:
+        """Yield text deltas as they are written, then the final Answer."""
+        started = time.perf_counter()
+        answerer = self.answerer(provider)
+        manifest = self.kb.require_reports()
+        route = self.route(question, history, filters)
+        if route.not_covered:
+            answer = not_covered_answer(route.not_covered, answerer.name, answerer.model)
+            answer.timings.total_ms = _ms(started)
+            yield answer.answer
+            yield answer
+            return
+        passages = self.retriever.retrieve(route, manifest)
+        retrieved = time.perf_counter()
+        budget = (self.settings.answer.extractive_context_tokens if answerer.name == "extractive"
+                  else self.settings.llm.context_tokens)
+        excerpts = select_excerpts(route.question, passages, budget, count_tokens)
+        first_token = None
+        parts = []
+        for delta in answerer.stream(route.question, excerpts):
+            if first_token is None:
+                first_token = time.perf_counter()
+            parts.append(delta)
+            yield delta
+        searched = _searched(route, manifest)
+        answer = finish_answer(route.question, "".join(parts), excerpts, answerer.name, answerer.model, searched)
+        answer.timings.retrieve_ms = _ms(started, retrieved)
+        answer.timings.first_token_ms = _ms(started, first_token or time.perf_counter())
+        answer.timings.total_ms = _ms(started)
+        yield answer
+
+    def answerer(self, provider: str | None = None):
+        """The answer writer for a provider (default from settings), built on first use."""
+        provider = provider or self.settings.llm.provider
+        if provider not in PROVIDERS:
+            raise ConfigError(f"Unknown provider '{provider}': choose one of {', '.join(PROVIDERS)}.")
+        if provider not in self._answerers:
+            factory = self._chat_model_factories.get(provider)
+            if factory is None:
+                raise ConfigError(f"Provider '{provider}' is not configured in this pipeline.")
+            chat_model, model_name = factory()
+            self._answerers[provider] = LLMAnswerer(chat_model, provider, model_name)
+        return self._answerers[provider]
+
+    def health(self) -> dict:
+        """Status of the index, Chroma and the answer writers, for /healthz."""
+        status: dict = {"ok": True}
+        try:
+            self.kb.client.heartbeat()
+            manifest = self.kb.manifest()
+            status["chroma"] = {"ok": True, "mode": self.settings.chroma.mode}
+            status["index"] = {
+                "ok": bool(manifest["reports"]),
+                "reports": len(manifest["reports"]),
+                "chunks": sum(r["chunks"] for r in manifest["reports"].values()),
+            }
+        except Exception as err:  # Chroma down or unreachable
+            status["chroma"] = {"ok": False, "error": f"{type(err).__name__}: {err}"}
+            status["index"] = {"ok": False}
+        status["llm"] = {"provider": self.settings.llm.provider, "started": sorted(self._answerers)}
+        status["ok"] = status["chroma"]["ok"] and status["index"]["ok"]
+        return status
+
+    def passage(self, file: str, start: int, end: int, context: int = 200) -> dict:
+        """The text around a citation: before, quote, after, and the section it sits in."""
+        text = self.kb.report_text(file)
+        if not (0 <= start <= end <= len(text)):
+            raise ValueError(f"Offsets {start}..{end} are outside {file} (0..{len(text)}).")
+        return {
+            "file": file,
+            "before": text[max(0, start - context) : start],
+            "quote": text[start:end],
+            "after": text[end : end + context],
+        }
+
+
+def _searched(route: Route, manifest: dict) -> str:
+    reports = [
+        r for r in manifest["reports"].values()
+        if (not route.districts or r["district"] in route.districts) and (not route.years or r["year"] in route.years)
+    ]
+    return covered_summary(reports) + "的报告" if reports else "现有报告"
+
+
+def _ms(start: float, end: float | None = None) -> float:
+    return round(((end or time.perf_counter()) - start) * 1000, 1)
+
+
+def report_files(paths: list[Path], extensions: list[str]) -> tuple[list[Path], Path | None]:
+    """Report files under the given files and folders, sorted; and the common root for naming."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+        elif path.exists():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"No such file or folder: {path}")
+    root = None
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        root = Path(paths[0])
+    return files, root
+

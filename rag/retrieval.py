@@ -1,0 +1,166 @@
+"""Retrieval: route a question by the districts and years it names, then hybrid search.
+
+Dense (Chroma) and keyword (BM25) candidates are fused by weighted reciprocal rank.
+A question about a district or year that no report covers is not searched at all:
+answering it from another district's report would be wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from langchain_core.documents import Document
+
+from rag import schema
+from rag.districts import find_districts
+from rag.store import KnowledgeBase
+from rag.text import fold
+
+_YEAR = re.compile(r"(20\d{2})\s*年")
+_FOLLOW_UP = re.compile(r"^(那|那么|还有|同样|其|它|该区|该镇)|呢[？?]?$")
+
+
+@dataclass
+class Route:
+    """What a question is about, resolved against the reports in the knowledge base."""
+
+    question: str
+    districts: list[str] = field(default_factory=list)   # knowledge-base districts to search
+    years: list[int] = field(default_factory=list)       # report years to search
+    comparison: bool = False
+    not_covered: str = ""                                 # why nothing can be searched, if so
+
+
+@dataclass
+class Passage:
+    """A retrieved chunk with its fused score and rank."""
+
+    chunk: Document
+    score: float
+
+    @property
+    def meta(self) -> dict:
+        return self.chunk.metadata
+
+
+def covered_summary(reports: list[dict]) -> str:
+    """「九龙坡区 2025年、梁平区 2024年…」: what the knowledge base holds."""
+    return "、".join(f"{r['district']} {r['year']}年" for r in sorted(reports, key=lambda r: r["file"]))
+
+
+def resolve_districts(mentions: list[str], known: list[str]) -> tuple[list[str], list[str]]:
+    """Map mentioned districts onto knowledge-base districts; return (matched, unmatched mentions).
+
+    A town matches its own entry (大进镇 → 开州区大进镇), and so does its district (开州区).
+    """
+    matched, unmatched = [], []
+    for mention in mentions:
+        folded = fold(mention)
+        hits = [d for d in known if folded in fold(d) or fold(d) in folded]
+        if hits:
+            matched.extend(h for h in hits if h not in matched)
+        else:
+            unmatched.append(mention)
+    return matched, unmatched
+
+
+def rewrite_follow_up(question: str, history: list[tuple[str, str]] | None) -> str:
+    """Make 「那梁平区呢？」 standalone from the last question in history.
+
+    The districts of the earlier question are replaced by the ones named now; a follow-up
+    naming none inherits the earlier question's subject.
+    """
+    if not history:
+        return question
+    previous = next((q for q, _ in reversed(history) if q.strip()), "")
+    if not previous or not (_FOLLOW_UP.search(question.strip()) or len(question.strip()) <= 8):
+        return question
+    named_now = find_districts(question)
+    named_before = find_districts(previous)
+    if named_now and named_before:
+        rewritten = previous
+        for old in named_before:
+            rewritten = rewritten.replace(old, named_now[0]).replace(old.rstrip("区县镇"), named_now[0])
+        years_now = _YEAR.findall(question)
+        if years_now:
+            rewritten = _YEAR.sub(f"{years_now[0]}年", rewritten, count=1)
+        return rewritten
+    return f"{previous}（追问：{question}）"
+
+
+class Router:
+    """Turns a question (and optional explicit filters) into a Route over the live reports."""
+
+    def route(self, question: str, reports: list[dict], districts=None, years=None) -> Route:
+        known = sorted({r["district"] for r in reports})
+        route = Route(question=question)
+        mentions = list(districts) if districts else find_districts(question)
+        if mentions:
+            matched, unmatched = resolve_districts(mentions, known)
+            if unmatched:
+                route.not_covered = (
+                    f"现有报告不涉及{'、'.join(unmatched)}；已收录的报告为：{covered_summary(reports)}。"
+                )
+                return route
+            route.districts = matched
+        route.comparison = len(route.districts) > 1
+        asked_years = [int(y) for y in (years or _YEAR.findall(fold(question)))]
+        if asked_years:
+            # A report of year Y covers Y and sets out its plans for Y+1.
+            wanted = {y for a in asked_years for y in (a, a - 1)}
+            candidates = [r for r in reports if not route.districts or r["district"] in route.districts]
+            covering = sorted({r["year"] for r in candidates if r["year"] in wanted})
+            if not covering:
+                where = "、".join(route.districts) or "现有报告"
+                route.not_covered = (
+                    f"报告中没有{where}{'、'.join(str(y) for y in sorted(set(asked_years)))}年的相关信息；"
+                    f"已收录的报告为：{covered_summary(candidates or reports)}。"
+                )
+                return route
+            route.years = covering
+        return route
+
+
+class HybridRetriever:
+    """Dense + BM25 search fused by weighted reciprocal rank, per routed district group."""
+
+    def __init__(self, kb: KnowledgeBase, *, top_k=6, dense_k=20, keyword_k=20, rrf_k=60,
+                 dense_weight=1.0, keyword_weight=1.0, per_district_k=3):
+        self.kb = kb
+        self.top_k = top_k
+        self.dense_k = dense_k
+        self.keyword_k = keyword_k
+        self.rrf_k = rrf_k
+        self.dense_weight = dense_weight
+        self.keyword_weight = keyword_weight
+        self.per_district_k = per_district_k
+
+    def retrieve(self, route: Route, manifest: dict, k: int | None = None) -> list[Passage]:
+        """Best passages for the route, best first; one slice per district for comparisons."""
+        if route.not_covered:
+            return []
+        if not route.comparison:
+            return self._search(route.question, manifest, route.districts or None, route.years or None, k or self.top_k)
+        groups = [
+            self._search(route.question, manifest, [d], route.years or None, self.per_district_k)
+            for d in route.districts
+        ]
+        merged: list[Passage] = []
+        for rank in range(self.per_district_k):  # interleave so every district is near the top
+            merged.extend(group[rank] for group in groups if rank < len(group))
+        return merged
+
+    def _search(self, query, manifest, districts, years, k) -> list[Passage]:
+        dense = self.kb.dense_search(query, self.dense_k, manifest, districts, years)
+        keyword = self.kb.keyword_search(query, self.keyword_k, manifest, districts, years)
+        scores: dict[str, float] = {}
+        chunks = {d.metadata[schema.CHUNK_ID]: d for d, _ in dense}
+        for rank, (doc, _) in enumerate(dense):
+            cid = doc.metadata[schema.CHUNK_ID]
+            scores[cid] = scores.get(cid, 0.0) + self.dense_weight / (self.rrf_k + rank + 1)
+        for rank, (cid, _) in enumerate(keyword):
+            scores[cid] = scores.get(cid, 0.0) + self.keyword_weight / (self.rrf_k + rank + 1)
+        best = sorted(scores, key=scores.get, reverse=True)[:k]
+        chunks.update(self.kb.get_chunks([cid for cid in best if cid not in chunks]))
+        return [Passage(chunks[cid], scores[cid]) for cid in best if cid in chunks]

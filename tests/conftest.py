@@ -1,0 +1,64 @@
+"""Shared fixtures: settings in a temp folder, fake embeddings, a knowledge base of the seeds."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import chromadb
+import pytest
+from chromadb.config import Settings as ChromaClientSettings
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+from rag.pipeline import Pipeline
+from rag.settings import PROJECT_ROOT, load_settings
+from rag.store import KnowledgeBase
+
+SEEDS = PROJECT_ROOT / "seeds"
+GOLD = PROJECT_ROOT / "eval" / "gold" / "dev.jsonl"
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return load_settings(overrides={"data_dir": str(tmp_path / "data"), "llm.provider": "extractive"})
+
+
+def make_kb(data_dir: Path, embeddings=None) -> KnowledgeBase:
+    """A knowledge base in data_dir with its own Chroma store and a fake embedder."""
+    client = chromadb.PersistentClient(
+        path=str(data_dir / "chroma"), settings=ChromaClientSettings(anonymized_telemetry=False)
+    )
+    return KnowledgeBase(
+        client,
+        embeddings or DeterministicFakeEmbedding(size=32),
+        collection=f"test-{uuid.uuid4().hex[:8]}",
+        keyword_dir=data_dir / "keyword",
+        lock_path=data_dir / "ingest.lock",
+    )
+
+
+@pytest.fixture
+def seeds_copy(tmp_path) -> Path:
+    folder = tmp_path / "reports"
+    shutil.copytree(SEEDS, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def seeded_pipeline(tmp_path_factory):
+    """A pipeline over the five seeds with fake embeddings; their ranks are noise, so BM25 alone ranks."""
+    data_dir = tmp_path_factory.mktemp("seeded")
+    settings = load_settings(
+        overrides={"data_dir": str(data_dir), "llm.provider": "extractive", "retrieval.dense_weight": 0}
+    )
+    kb = make_kb(data_dir)
+    kb.ingest(sorted(SEEDS.glob("*.txt")))
+    return Pipeline(settings, kb)
+
+
+def fake_llm_pipeline(pipeline: Pipeline, responses: list[str]) -> Pipeline:
+    """The same knowledge base, answering with a fake chat model that replies `responses` in turn."""
+    model = FakeListChatModel(responses=responses)
+    return Pipeline(pipeline.settings, pipeline.kb, {"local": lambda: (model, "fake-chat")})

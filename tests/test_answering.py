@@ -1,0 +1,130 @@
+"""Answer assembly: markers, numeric grounding, refusals, routing and follow-ups (fakes only)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.answering import NOT_FOUND, parse_markers
+from rag.errors import QuestionError
+from rag.grounding import figures, ungrounded_figures
+from rag.retrieval import rewrite_follow_up
+from tests.conftest import fake_llm_pipeline
+
+
+@pytest.mark.parametrize(
+    "raw, count, text, cited",
+    [
+        ("纠错率22.22%[1]。", 3, "纠错率22.22%[1]。", [1]),
+        ("见【2】和[1, 3]", 3, "见[2]和[1][3]", [2, 1, 3]),
+        ("无效标注[7]保留文字[2]", 3, "无效标注保留文字[2]", [2]),
+        ("没有标注", 2, "没有标注", []),
+    ],
+)
+def test_parse_markers(raw, count, text, cited):
+    assert parse_markers(raw, count) == (text, cited)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("直接纠错率22.22%", {"22.22%"}),
+        ("调解成功率为99.8％", {"99.8%"}),
+        ("调解矛盾纠纷1.16万件", {"11600"}),
+        ("十五届区委第三次会议，一是深化", {"15"}),
+        ("1,234人", {"1234"}),
+    ],
+)
+def test_figures_are_normalised(text, expected):
+    assert figures(text) == expected
+
+
+def test_ungrounded_figures_ignores_markers_and_allowed_text():
+    assert ungrounded_figures("2024年发案数为135件[1]", ["调解成功11225件"], allowed="荣昌区2024年") == {"135"}
+
+
+def test_fabricated_number_is_caught(seeded_pipeline):
+    pipeline = fake_llm_pipeline(seeded_pipeline, ["荣昌区2024年行政复议直接纠错率为37.5%[1]。"])
+    answer = pipeline.ask("荣昌区2024年行政复议直接纠错率是多少？", provider="local")
+    assert answer.grounded is False
+    assert "37.5" in answer.answer and "找不到" in answer.answer
+    assert answer.citations and all(c.district == "荣昌区" for c in answer.citations)
+
+
+def test_grounded_llm_answer_keeps_text_and_cites(seeded_pipeline):
+    pipeline = fake_llm_pipeline(seeded_pipeline, ["荣昌区2024年行政复议直接纠错率为22.22%[1]。"])
+    answer = pipeline.ask("荣昌区2024年行政复议直接纠错率是多少？", provider="local")
+    assert answer.grounded is True and not answer.refused
+    assert answer.answer == "荣昌区2024年行政复议直接纠错率为22.22%[1]。"
+    cited = answer.citations[0]
+    assert cited.district == "荣昌区" and cited.year == 2024
+    assert "22.22%" in cited.quote
+    assert cited.section.startswith("一、2024年推进法治政府建设的主要举措、工作成效 > （五）")
+
+
+def test_model_refusal_becomes_refusal_naming_reports(seeded_pipeline):
+    pipeline = fake_llm_pipeline(seeded_pipeline, ["报告中没有相关信息。"])
+    answer = pipeline.ask("梁平区目前共有多少家律师事务所？", provider="local")
+    assert answer.refused and answer.citations == []
+    assert "梁平区 2024年" in answer.answer
+
+
+@pytest.mark.parametrize(
+    "question, named",
+    [("渝北区2024年行政复议的直接纠错率是多少？", "渝北区"), ("荣昌区2023年受理了多少件法律援助案件？", "2023")],
+)
+def test_not_covered_district_or_year_is_refused_without_search(seeded_pipeline, question, named):
+    answer = seeded_pipeline.ask(question)
+    assert answer.refused and answer.citations == []
+    assert answer.answer.startswith(NOT_FOUND) and named in answer.answer
+    assert "荣昌区 2024年" in answer.answer  # says what the reports do cover
+
+
+def test_traditional_district_name_routes_to_its_report(seeded_pipeline):
+    route = seeded_pipeline.route("梁平區2024年調解成功率是多少？")
+    assert route.districts == ["梁平区"] and route.years == [2024]
+    passages = seeded_pipeline.retrieve("梁平區2024年調解成功率是多少？")
+    assert passages and {p.meta["district"] for p in passages} == {"梁平区"}
+
+
+def test_plans_for_next_year_route_to_previous_report(seeded_pipeline):
+    route = seeded_pipeline.route("大进镇2026年推进法治政府建设有哪些目标举措？")
+    assert route.districts == ["开州区大进镇"] and route.years == [2025]
+
+
+def test_comparison_gets_evidence_from_each_district(seeded_pipeline):
+    passages = seeded_pipeline.retrieve("开州区大进镇和荣昌区报告的矛盾纠纷化解率分别是多少？")
+    assert {p.meta["district"] for p in passages[:2]} == {"开州区大进镇", "荣昌区"}
+    answer = seeded_pipeline.ask("开州区大进镇和荣昌区报告的矛盾纠纷化解率分别是多少？")
+    assert {c.district for c in answer.citations} == {"开州区大进镇", "荣昌区"}
+
+
+def test_follow_up_is_rewritten_from_history():
+    history = [("荣昌区2024年行政复议直接纠错率是多少？", "22.22%")]
+    assert rewrite_follow_up("那梁平区呢？", history) == "梁平区2024年行政复议直接纠错率是多少？"
+    assert rewrite_follow_up("梁平区有多少律所？", history) == "梁平区有多少律所？"
+
+
+def test_follow_up_retrieves_the_new_district(seeded_pipeline):
+    history = [("荣昌区2024年调解成功率是多少？", "99.01%")]
+    answer = seeded_pipeline.ask("那沙坪坝区呢？", history=history)
+    assert answer.citations and {c.district for c in answer.citations} == {"沙坪坝区"}
+
+
+@pytest.mark.parametrize("question", ["", "   ", "问" * 501])
+def test_bad_questions_are_rejected(seeded_pipeline, question):
+    with pytest.raises(QuestionError):
+        seeded_pipeline.ask(question)
+
+
+def test_extractive_answer_quotes_exact_report_text(seeded_pipeline):
+    answer = seeded_pipeline.ask("荣昌区2024年行政复议直接纠错率是多少？")
+    assert not answer.refused and "22.22%" in answer.answer
+    for c in answer.citations:
+        assert seeded_pipeline.kb.report_text(c.file)[c.start : c.end] == c.quote
+
+
+def test_stream_yields_text_then_answer(seeded_pipeline):
+    items = list(fake_llm_pipeline(seeded_pipeline, ["调解成功率达99.97%[1]。"]).stream(
+        "梁平区调解成功率是多少？", provider="local"))
+    assert all(isinstance(i, str) for i in items[:-1]) and "".join(items[:-1]) == "调解成功率达99.97%[1]。"
+    assert items[-1].answer.endswith("[1]。") and items[-1].timings.total_ms > 0

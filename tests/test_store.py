@@ -1,0 +1,115 @@
+"""Knowledge base: incremental ingest, failures that lose nothing, and the keyword index in step."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
+
+from rag import schema
+from rag.errors import IngestError
+from tests.conftest import make_kb
+
+
+def _files(folder):
+    return sorted(folder.glob("*.txt"))
+
+
+def test_reingesting_unchanged_reports_embeds_nothing(tmp_path, seeds_copy):
+    kb = make_kb(tmp_path)
+    first = kb.ingest(_files(seeds_copy))
+    assert len(first.new) == 5 and first.chunks_embedded == first.chunks_total > 0
+    second = kb.ingest(_files(seeds_copy))
+    assert second.chunks_embedded == 0 and len(second.unchanged) == 5
+    assert second.chunks_total == first.chunks_total
+
+
+def test_changed_report_replaces_exactly_its_own_chunks(tmp_path, seeds_copy):
+    kb = make_kb(tmp_path)
+    kb.ingest(_files(seeds_copy))
+    before = {d.metadata[schema.CHUNK_ID]: d.metadata[schema.FILE] for d in kb.chunks()}
+    changed = seeds_copy / "004_d150b2aa907695eb.txt"
+    changed.write_text(changed.read_text(encoding="utf-8") + "\n新增一段：全年开展普法讲座12场。\n", encoding="utf-8")
+    summary = kb.ingest(_files(seeds_copy))
+    assert summary.replaced == ["004_d150b2aa907695eb.txt"] and len(summary.unchanged) == 4
+    after = {d.metadata[schema.CHUNK_ID]: d.metadata[schema.FILE] for d in kb.chunks()}
+    assert {i for i, f in before.items() if f != changed.name} <= set(after)
+    assert all(f == changed.name for i, f in after.items() if i not in before)
+    # Chroma holds no orphan: exactly the live chunks remain, and BM25 agrees
+    assert len(kb.vectors.get(include=[])["ids"]) == len(after)
+    assert set(kb.keyword_index(kb.manifest()).ids) == set(after)
+    assert kb.keyword_search("普法讲座12场", 3, kb.manifest())[0][0] in set(after) - set(before)
+
+
+class _FailingEmbeddings(DeterministicFakeEmbedding):
+    """Fails after a number of embed_documents calls, like a crash halfway through an ingest."""
+
+    calls_before_failure: int = 2
+
+    def embed_documents(self, texts):
+        if self.calls_before_failure <= 0:
+            raise RuntimeError("simulated crash while embedding")
+        self.calls_before_failure -= 1
+        return super().embed_documents(texts)
+
+
+def test_interrupted_ingest_leaves_old_index_answering(tmp_path, seeds_copy):
+    kb = make_kb(tmp_path)
+    files = _files(seeds_copy)
+    kb.ingest(files[:2])
+    old = kb.manifest()
+    old_hits = kb.keyword_search("调解成功率", 5, old)
+
+    broken = make_kb(tmp_path, _FailingEmbeddings(size=32))
+    broken.vectors = kb.vectors.__class__(
+        client=kb.client, collection_name=kb.vectors._collection.name, embedding_function=broken.embeddings
+    )
+    broken._meta = kb._meta
+    with pytest.raises(IngestError, match="previous index is unchanged"):
+        broken.ingest(files)
+    assert kb.manifest() == old
+    assert kb.keyword_search("调解成功率", 5, kb.manifest()) == old_hits
+    assert {d.metadata[schema.FILE] for d in kb.chunks()} == {f.name for f in files[:2]}
+    # the rerun finishes the job, reusing what was embedded, and leaves no orphan
+    summary = kb.ingest(files)
+    assert len(summary.new) == 3 and summary.chunks_embedded < summary.chunks_total
+    assert len(kb.vectors.get(include=[])["ids"]) == summary.chunks_total == len(kb.chunks())
+
+
+def test_bad_file_is_reported_and_the_rest_goes_on(tmp_path, seeds_copy):
+    (seeds_copy / "empty.txt").write_bytes(b"")
+    (seeds_copy / "binary.txt").write_bytes(bytes(range(256)) * 10)
+    kb = make_kb(tmp_path)
+    summary = kb.ingest(_files(seeds_copy))
+    assert set(summary.failed) == {"empty.txt", "binary.txt"}
+    assert "empty.txt" in summary.failed["empty.txt"] and "binary.txt" in summary.failed["binary.txt"]
+    assert len(summary.new) == 5
+
+
+def test_second_ingest_at_once_is_refused(tmp_path, seeds_copy):
+    kb = make_kb(tmp_path)
+    with kb._ingest_lock():
+        errors = []
+        thread = threading.Thread(target=lambda: _capture(errors, kb.ingest, _files(seeds_copy)))
+        thread.start()
+        thread.join()
+    assert errors and "另一个导入正在进行" in str(errors[0])
+    assert kb.manifest()["reports"] == {}
+
+
+def _capture(errors, fn, *args):
+    try:
+        fn(*args)
+    except IngestError as err:
+        errors.append(err)
+
+
+def test_remove_takes_one_report_out(tmp_path, seeds_copy):
+    kb = make_kb(tmp_path)
+    kb.ingest(_files(seeds_copy))
+    kb.remove("000_cd1dfdaf8535a5bd.txt")
+    assert [r["file"] for r in kb.reports()] == [f.name for f in _files(seeds_copy)[1:]]
+    assert all(d.metadata[schema.FILE] != "000_cd1dfdaf8535a5bd.txt" for d in kb.chunks())
+    with pytest.raises(KeyError):
+        kb.remove("nope.txt")
