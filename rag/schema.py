@@ -17,6 +17,7 @@ YEAR = "year"               # int, the year the report covers
 TITLE = "title"
 BODY = "body"               # issuing body, e.g. 区司法局
 SECTION = "section"         # heading path as written: "一、… > （五）…"
+SUBHEADING = "subheading"   # a third-level heading (1．…) inside the section, or ""
 START = "start"             # character offsets into the original text:
 END = "end"                 # original[start:end] == page_content
 FILE_HASH = "file_hash"     # sha256 of the report's bytes

@@ -1,0 +1,178 @@
+"""Read one report file (.txt, .md, .docx, .pdf) into its text, or say why it cannot be read.
+
+The stored original is the decoded text with line endings normalised to "\\n" (\\r\\n and a
+lone \\r become \\n) and a UTF-8 byte-order mark removed; every chunk offset points into it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import io
+import unicodedata
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from charset_normalizer import from_bytes
+
+from rag.errors import BadFileError
+
+TEXT_EXTENSIONS = (".txt", ".md")
+EXTENSIONS = (*TEXT_EXTENSIONS, ".docx", ".pdf")
+# A .docx is a zip: refuse one whose members declare more than this many bytes unpacked
+# (zipfile never inflates past a member's declared size, so checking the declarations suffices).
+MAX_UNZIPPED_BYTES = 256 * 1024 * 1024
+MAX_ZIP_RATIO = 200          # and any large member packed more than 200 : 1
+_RATIO_CHECK_FROM = 8 * 1024 * 1024
+_MAX_CONTROL_SHARE = 0.05    # more control characters than this: a binary file
+
+
+@dataclass(frozen=True)
+class LoadedReport:
+    """A report's text as decoded, with where it came from and a hash of its bytes."""
+
+    file: str       # name relative to the ingest root, e.g. "003_….txt"
+    path: Path
+    text: str       # decoded, line endings normalised to "\n"
+    sha256: str     # of the file's bytes
+    encoding: str   # utf-8, utf-8-sig, gb18030, docx, pdf, …
+
+
+def load_report(path: Path, *, max_bytes: int, file: str | None = None) -> LoadedReport:
+    """Read the report at path; raise BadFileError naming the file, the reason and the fix."""
+    path = Path(path)
+    file = file or path.name
+    suffix = path.suffix.lower()
+    if suffix not in EXTENSIONS:
+        raise BadFileError(
+            f"{file}: unsupported file type '{path.suffix or '(none)'}'. "
+            f"Save the report as {', '.join(EXTENSIONS)}."
+        )
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise BadFileError(
+                f"{file}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.1f} MB limit. "
+                "Split the report or raise ingest.max_file_mb in the settings."
+            )
+        data = path.read_bytes()
+    except OSError as err:
+        raise BadFileError(f"{file}: cannot be opened ({err.strerror}). Check the path and its permissions.") from err
+    if not data:
+        raise BadFileError(f"{file}: the file is empty. Export the report again with its text.")
+    if suffix in TEXT_EXTENSIONS:
+        text, encoding = _decode(data, file)
+    elif suffix == ".docx":
+        text, encoding = _docx_text(data, file), "docx"
+    else:
+        text, encoding = _pdf_text(data, file), "pdf"
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise BadFileError(f"{file}: the file holds no text, only white space. Export the report again with its text.")
+    if _control_share(text) > _MAX_CONTROL_SHARE:
+        raise BadFileError(f"{file}: this looks like a binary file, not a text report. Save it as UTF-8 text.")
+    return LoadedReport(file=file, path=path, text=text, sha256=hashlib.sha256(data).hexdigest(), encoding=encoding)
+
+
+def _decode(data: bytes, file: str) -> tuple[str, str]:
+    """Text of a .txt/.md file: UTF-8 (BOM removed), UTF-16 with a BOM, else what charset-normalizer finds."""
+    if data.startswith(codecs.BOM_UTF8):
+        return _strict(data[len(codecs.BOM_UTF8) :], "utf-8", file), "utf-8-sig"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return _strict(data, "utf-16", file), "utf-16"
+    if b"\x00" in data:
+        raise BadFileError(f"{file}: this is a binary file (it holds NUL bytes), not a text report. Save it as UTF-8 text.")
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(data).best()
+    if best is None:
+        raise BadFileError(
+            f"{file}: the text encoding cannot be recognised (not UTF-8, GB18030 or another known one). "
+            "Save the report as UTF-8 text."
+        )
+    encoding = best.encoding
+    if encoding.replace("-", "").replace("_", "").lower() in {"gb2312", "gbk", "gb18030", "hzgb2312"}:
+        encoding = "gb18030"  # the superset: characters GBK lacks still decode
+    return _strict(data, encoding, file), encoding
+
+
+def _strict(data: bytes, encoding: str, file: str) -> str:
+    try:
+        return data.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as err:
+        raise BadFileError(f"{file}: the text is not valid {encoding} ({err}). Save the report as UTF-8 text.") from err
+
+
+def _control_share(text: str) -> float:
+    controls = sum(1 for c in text if c not in "\n\t\f\v" and unicodedata.category(c) in ("Cc", "Cs", "Co"))
+    return controls / len(text)
+
+
+def _docx_text(data: bytes, file: str) -> str:
+    """Paragraphs (and table rows, in document order) of a .docx, joined by "\\n"."""
+    import docx
+    from docx.table import Table
+
+    corrupt = f"{file}: the Word file is damaged or not a .docx (perhaps truncated). Open and save it again in Word or WPS."
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise BadFileError(corrupt) from err
+    unpacked = sum(m.file_size for m in members)
+    inflated = [m for m in members if m.file_size > _RATIO_CHECK_FROM and m.file_size > MAX_ZIP_RATIO * max(m.compress_size, 1)]
+    if unpacked > MAX_UNZIPPED_BYTES or inflated:
+        raise BadFileError(
+            f"{file}: the Word file unpacks to {unpacked / 1e6:.0f} MB, far more than a report holds "
+            "(a zip bomb?). Save the report again from Word or WPS, or as text."
+        )
+    try:
+        document = docx.Document(io.BytesIO(data))
+        lines = []
+        for block in document.iter_inner_content():
+            if isinstance(block, Table):
+                lines.extend(_row_text(row) for row in block.rows)
+            else:
+                lines.append(block.text)
+    except Exception as err:  # python-docx raises KeyError, ValueError, lxml and zip errors alike
+        raise BadFileError(corrupt) from err
+    return "\n".join(lines)
+
+
+def _row_text(row) -> str:
+    cells: list[str] = []
+    for cell in row.cells:
+        text = cell.text.strip()
+        if not cells or text != cells[-1]:  # a merged cell repeats across the columns it spans
+            cells.append(text)
+    return " | ".join(cells)
+
+
+def _pdf_text(data: bytes, file: str) -> str:
+    """Text of a PDF's pages joined by "\\n"; scanned (image-only) and locked PDFs are refused."""
+    from pypdf import PdfReader
+    from pypdf.errors import DependencyError
+
+    locked = f"{file}: the PDF is password-protected. Remove the password and upload it again."
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise BadFileError(locked)
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except BadFileError:
+        raise
+    except DependencyError as err:  # AES encryption without a crypto library installed
+        raise BadFileError(locked) from err
+    except Exception as err:  # pypdf raises many kinds (PdfReadError, zlib, struct, Key…) on damaged files
+        raise BadFileError(
+            f"{file}: the PDF is damaged or cannot be read ({type(err).__name__}). Export it to PDF again or save it as text."
+        ) from err
+    text = "\n".join(pages)
+    if not text.strip():
+        raise BadFileError(
+            f"{file}: the PDF has no text layer (a scan or images only). Run OCR on it or upload the text version."
+        )
+    return text

@@ -1,0 +1,205 @@
+"""Reading report files: encodings, Word and PDF, and every kind of bad file."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+
+import docx
+import pytest
+from pypdf import PdfWriter
+from pypdf.generic import DictionaryObject, NameObject, StreamObject
+
+from rag import loading
+from rag.errors import BadFileError
+from rag.loading import load_report
+from rag.settings import PROJECT_ROOT
+
+SEEDS = PROJECT_ROOT / "seeds"
+MB = 1_000_000
+REPORT = "区司法局关于2024年法治政府建设情况的报告\r\n一、主要举措\r\n全年调解矛盾纠纷1.16万件，调解成功率为99.8％。\r\n"
+
+
+def _pdf(text: str | None, password: str | None = None) -> bytes:
+    """A one-page PDF, with `text` in Helvetica (ASCII only) or blank."""
+    writer = PdfWriter()
+    page = writer.add_blank_page(300, 200)
+    if text is not None:
+        font = DictionaryObject({
+            NameObject("/Type"): NameObject("/Font"),
+            NameObject("/Subtype"): NameObject("/Type1"),
+            NameObject("/BaseFont"): NameObject("/Helvetica"),
+        })
+        page[NameObject("/Resources")] = DictionaryObject({
+            NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})
+        })
+        stream = StreamObject()
+        stream.set_data(f"BT /F1 12 Tf 20 100 Td ({text}) Tj ET".encode())
+        page[NameObject("/Contents")] = writer._add_object(stream)
+    if password:
+        writer.encrypt(password, algorithm="RC4-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _docx(paragraphs: list[str], table: list[list[str]] | None = None) -> bytes:
+    document = docx.Document()
+    for text in paragraphs:
+        document.add_paragraph(text)
+    if table:
+        grid = document.add_table(rows=len(table), cols=len(table[0]))
+        for r, row in enumerate(table):
+            for c, value in enumerate(row):
+                grid.cell(r, c).text = value
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def _write(tmp_path, name: str, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+# ---- good files ------------------------------------------------------------------
+
+
+def test_seed_is_read_exactly():
+    path = SEEDS / "002_23abab8cc5084cfd.txt"
+    report = load_report(path, max_bytes=MB)
+    assert report.text == path.read_text(encoding="utf-8")
+    assert report.file == path.name and report.path == path and report.encoding == "utf-8"
+    assert report.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_file_name_relative_to_the_ingest_root(tmp_path):
+    path = _write(tmp_path, "a.txt", REPORT.encode())
+    assert load_report(path, max_bytes=MB, file="2024/a.txt").file == "2024/a.txt"
+
+
+def test_utf8_with_crlf_is_normalised_to_newlines(tmp_path):
+    report = load_report(_write(tmp_path, "r.txt", REPORT.encode()), max_bytes=MB)
+    assert report.text == REPORT.replace("\r\n", "\n")
+
+
+def test_utf8_bom_is_removed(tmp_path):
+    report = load_report(_write(tmp_path, "r.md", b"\xef\xbb\xbf" + REPORT.encode()), max_bytes=MB)
+    assert report.text == REPORT.replace("\r\n", "\n") and report.encoding == "utf-8-sig"
+
+
+@pytest.mark.parametrize("codec", ["gbk", "gb18030"])
+def test_gbk_is_detected(tmp_path, codec):
+    data = REPORT.encode(codec)
+    report = load_report(_write(tmp_path, "r.txt", data), max_bytes=MB)
+    assert report.text == REPORT.replace("\r\n", "\n")
+    assert report.encoding == "gb18030"
+    assert report.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_docx_paragraphs_and_tables_in_order(tmp_path):
+    data = _docx(["区司法局关于2024年法治政府建设情况的报告", "一、主要举措"], [["项目", "件数"], ["调解", "11228"]])
+    report = load_report(_write(tmp_path, "r.docx", data), max_bytes=MB)
+    assert report.text == "区司法局关于2024年法治政府建设情况的报告\n一、主要举措\n项目 | 件数\n调解 | 11228"
+    assert report.encoding == "docx"
+
+
+def test_text_pdf(tmp_path):
+    report = load_report(_write(tmp_path, "r.pdf", _pdf("Rule of law report 2024")), max_bytes=MB)
+    assert "Rule of law report 2024" in report.text and report.encoding == "pdf"
+
+
+# ---- bad files ---------------------------------------------------------------------
+
+
+def _refused(path, *reasons: str, max_bytes: int = MB) -> str:
+    with pytest.raises(BadFileError) as err:
+        load_report(path, max_bytes=max_bytes)
+    message = str(err.value)
+    assert path.name in message
+    assert any(reason in message for reason in reasons), message
+    return message
+
+
+def test_unknown_extension(tmp_path):
+    _refused(_write(tmp_path, "r.rtf", REPORT.encode()), "unsupported file type '.rtf'")
+
+
+def test_missing_file(tmp_path):
+    _refused(tmp_path / "gone.txt", "cannot be opened")
+
+
+def test_folder_named_like_a_report(tmp_path):
+    (tmp_path / "folder.txt").mkdir()
+    _refused(tmp_path / "folder.txt", "cannot be opened")
+
+
+def test_too_big_is_refused_before_reading(tmp_path, monkeypatch):
+    path = _write(tmp_path, "r.txt", REPORT.encode() * 100)
+    monkeypatch.setattr(type(path), "read_bytes", lambda self: pytest.fail("read a file over the limit"))
+    message = _refused(path, "over the", max_bytes=1000)
+    assert "ingest.max_file_mb" in message
+
+
+def test_empty(tmp_path):
+    _refused(_write(tmp_path, "r.txt", b""), "empty")
+
+
+def test_whitespace_only(tmp_path):
+    _refused(_write(tmp_path, "r.txt", " \r\n\t\n\u3000".encode()), "only white space")
+
+
+def test_binary_with_nul_bytes(tmp_path):
+    _refused(_write(tmp_path, "r.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 20), "binary")
+
+
+def test_binary_of_control_characters(tmp_path):
+    _refused(_write(tmp_path, "r.txt", bytes(range(1, 32)) * 50), "binary")
+
+
+def test_truncated_docx(tmp_path):
+    data = _docx(["一、主要举措", "正文。"])
+    _refused(_write(tmp_path, "r.docx", data[: len(data) // 2]), "damaged")
+
+
+def test_docx_that_is_not_a_zip(tmp_path):
+    _refused(_write(tmp_path, "r.docx", REPORT.encode()), "damaged")
+
+
+def _bomb(size: int) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", b"\0" * size)
+    return out.getvalue()
+
+
+def test_zip_bomb_docx_by_total_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(loading, "MAX_UNZIPPED_BYTES", 2 * MB)
+    data = _bomb(3 * MB)
+    assert len(data) < 20_000
+    _refused(_write(tmp_path, "r.docx", data), "zip bomb")
+
+
+def test_zip_bomb_docx_by_ratio(tmp_path, monkeypatch):
+    monkeypatch.setattr(loading, "_RATIO_CHECK_FROM", 1 * MB)
+    _refused(_write(tmp_path, "r.docx", _bomb(2 * MB)), "zip bomb")
+
+
+def test_pdf_without_text(tmp_path):
+    _refused(_write(tmp_path, "r.pdf", _pdf(None)), "no text layer")
+
+
+def test_password_protected_pdf(tmp_path):
+    _refused(_write(tmp_path, "r.pdf", _pdf("secret text", password="s3cret")), "password-protected")
+
+
+def test_truncated_pdf(tmp_path):
+    data = _pdf("Rule of law report 2024")
+    _refused(_write(tmp_path, "r.pdf", data[: len(data) // 3]), "damaged", "no text layer")
+
+
+def test_pdf_that_is_not_a_pdf(tmp_path):
+    _refused(_write(tmp_path, "r.pdf", b"not a pdf at all " * 10), "damaged", "no text layer")

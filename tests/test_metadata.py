@@ -1,0 +1,102 @@
+"""District, year, body and title of the seeds; sidecar overrides."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+from rag.errors import BadFileError
+from rag.loading import load_report
+from rag.metadata import ReportMeta, detect_metadata, report_metadata, sidecar_path, write_sidecar
+from rag.settings import PROJECT_ROOT
+
+SEEDS = PROJECT_ROOT / "seeds"
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        # the district is named only in passing (九龙坡样板)
+        ("000_cd1dfdaf8535a5bd.txt", ReportMeta("九龙坡区", 2025, "区司法局", "区司法局关于2025年法治政府建设情况的报告")),
+        # Traditional script; the body also mentions 2025年新收復議案件, but the report is on 2024
+        ("001_467031b72275275f.txt", ReportMeta("梁平区", 2024, "区司法局", "梁平区2024年法治政府建设情况报告")),
+        # no title line: the title is composed
+        ("002_23abab8cc5084cfd.txt", ReportMeta("沙坪坝区", 2023, "区司法局", "沙坪坝区2023年法治政府建设情况报告")),
+        # the body is in the signature line 重庆市荣昌区人民政府
+        ("003_190862aaa87d2635.txt", ReportMeta("荣昌区", 2024, "区人民政府", "关于2024年法治政府建设情况的报告")),
+        # a town keeps its district; the government, not the party committee, is the body
+        ("004_d150b2aa907695eb.txt", ReportMeta("开州区大进镇", 2025, "大进镇人民政府", "关于2025年度法治政府建设情况的报告")),
+    ],
+)
+def test_seed_metadata(name, expected):
+    text = (SEEDS / name).read_text(encoding="utf-8")
+    assert detect_metadata(text, name) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("重庆市江北区司法局关于2023年法治政府建设情况的报告\n2023年，我局……\n一、主要举措\n正文。",
+         ReportMeta("江北区", 2023, "区司法局", "重庆市江北区司法局关于2023年法治政府建设情况的报告")),
+        ("2022年，區司法局堅持……萬州區法治建設……\n一、主要舉措\n萬州區2021-2025年規劃。",
+         ReportMeta("万州区", 2022, "区司法局", "万州区2022年法治政府建设情况报告")),
+        ("# 梁平区2024法治政府建设报告\n一、成效\n正文。", ReportMeta("梁平区", 2024, "", "梁平区2024法治政府建设报告")),
+        ("一些没有地名和年份的正文。", ReportMeta("", None, "", "report_x")),
+    ],
+)
+def test_detect_metadata_on_other_texts(text, expected):
+    assert detect_metadata(text, "report_x.txt") == expected
+
+
+@pytest.fixture
+def report_copy(tmp_path):
+    path = tmp_path / "002_23abab8cc5084cfd.txt"
+    shutil.copy(SEEDS / path.name, path)
+    return path
+
+
+def test_sidecar_overrides_detection(report_copy):
+    sidecar_path(report_copy).write_text("district: 沙坪坝区\nyear: 2022\nbody: 区人民政府\n", encoding="utf-8")
+    meta = report_metadata(load_report(report_copy, max_bytes=10**6))
+    # the composed title follows the corrected year
+    assert meta == ReportMeta("沙坪坝区", 2022, "区人民政府", "沙坪坝区2022年法治政府建设情况报告")
+
+
+def test_without_sidecar_metadata_is_detected(report_copy):
+    assert report_metadata(load_report(report_copy, max_bytes=10**6)).year == 2023
+
+
+def test_write_sidecar_merges_and_none_removes(report_copy):
+    sidecar = write_sidecar(report_copy, year=2022)
+    assert sidecar == report_copy.with_name(report_copy.name + ".meta.yaml")
+    write_sidecar(report_copy, title="沙坪坝区司法局2022年报告")
+    assert yaml.safe_load(sidecar.read_text(encoding="utf-8")) == {"year": 2022, "title": "沙坪坝区司法局2022年报告"}
+    write_sidecar(report_copy, year=None)
+    meta = report_metadata(load_report(report_copy, max_bytes=10**6))
+    assert (meta.year, meta.title) == (2023, "沙坪坝区司法局2022年报告")
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ("district: [沙坪坝区\n", "cannot be read"),
+        ("- 沙坪坝区\n", "not a mapping"),
+        ("distrct: 沙坪坝区\n", "unknown keys distrct"),
+        ("year: twenty\n", "year must be a whole number"),
+        ("district: 12\n", "district must be text"),
+    ],
+)
+def test_malformed_sidecar_is_named(report_copy, content, reason):
+    sidecar_path(report_copy).write_text(content, encoding="utf-8")
+    with pytest.raises(BadFileError) as err:
+        report_metadata(load_report(report_copy, max_bytes=10**6))
+    assert str(sidecar_path(report_copy)) in str(err.value)
+    assert reason in str(err.value)
+
+
+def test_write_sidecar_refuses_unknown_fields(report_copy):
+    with pytest.raises(BadFileError, match="unknown keys colour"):
+        write_sidecar(report_copy, colour="red")
+    assert not sidecar_path(report_copy).exists()
