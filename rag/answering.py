@@ -74,7 +74,10 @@ class ExtractiveAnswerer:
             return NOT_FOUND
         limit = self.max_sentences + (2 if asks_for_section(question) else 0)
         chosen = self._pick(excerpts, limit)
-        return "根据报告：" + "".join(f"「{excerpts[n].text}」[{n + 1}]" for n in chosen)
+        return "根据报告：\n" + "\n".join(
+            f"{excerpts[n].meta[schema.DISTRICT]}{excerpts[n].meta[schema.YEAR]}年报告：「{excerpts[n].text}」[{n + 1}]"
+            for n in chosen
+        )
 
     def supported(self, question: str, excerpts: list[Excerpt]) -> bool:
         best = max(coverage(question, f"{x.meta.get(schema.HEADER, '')}{x.text}") for x in excerpts)
