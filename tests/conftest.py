@@ -62,3 +62,20 @@ def fake_llm_pipeline(pipeline: Pipeline, responses: list[str]) -> Pipeline:
     """The same knowledge base, answering with a fake chat model that replies `responses` in turn."""
     model = FakeListChatModel(responses=responses)
     return Pipeline(pipeline.settings, pipeline.kb, {"local": lambda: (model, "fake-chat")})
+
+
+@pytest.fixture(scope="session")
+def real_pipeline(tmp_path_factory):
+    """The seeds ingested with the real e5 embeddings (integration tests only).
+
+    The models folder filled by `fazhi models prepare` is shared instead of rebuilt.
+    """
+    data = tmp_path_factory.mktemp("real") / "data"
+    data.mkdir()
+    shared_models = load_settings().models_dir
+    shared_models.mkdir(parents=True, exist_ok=True)
+    (data / "models").symlink_to(shared_models, target_is_directory=True)
+    pipeline = Pipeline.from_settings(load_settings(overrides={"data_dir": str(data)}))
+    summary = pipeline.ingest()
+    assert len(summary.new) == 5 and not summary.failed
+    return pipeline
