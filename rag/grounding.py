@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from rag.text import fold
 
 _DIGITS = re.compile(r"(?<![\d.])(\d+(?:,\d{3})*(?:\.\d+)?)\s*(万|亿)?\s*(%)?")
+_LIST_NUMBER = re.compile(r"(?<![\d.])\d{1,2}(?=、|\.(?!\d))|(?<=[(（])\d{1,2}(?=[)）])")
 _CN_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_UNIT = {"十": 10, "百": 100, "千": 1000}
 # A Chinese numeral counts as a figure when it has a unit (十/百/千/万/亿) or a measure word follows.
@@ -39,7 +40,7 @@ def _cn_to_int(text: str) -> int | None:
 
 def figures(text: str) -> set[str]:
     """The figures stated in text, as normalised values ("22.22%", "11600", "15")."""
-    folded = fold(text)
+    folded = _LIST_NUMBER.sub(" ", fold(text))  # 1、 2． (1) enumerate items: not figures
     found: set[str] = set()
     for match in _DIGITS.finditer(folded):
         number, scale, percent = match.groups()

@@ -32,6 +32,7 @@ def test_parse_markers(raw, count, text, cited):
         ("调解矛盾纠纷1.16万件", {"11600"}),
         ("十五届区委第三次会议，一是深化", {"15"}),
         ("1,234人", {"1234"}),
+        ("1、依法决策参谋；2、执法监督（3）培训2次", {"2"}),
     ],
 )
 def test_figures_are_normalised(text, expected):
