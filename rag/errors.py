@@ -43,6 +43,12 @@ class QuestionError(RagError):
     http_status = 422
 
 
+class QuestionTooLongError(QuestionError):
+    """The question is longer than answer.max_question_chars."""
+
+    http_status = 413
+
+
 class LLMUnavailableError(RagError):
     """The language model server is down, timed out or answered garbage."""
 

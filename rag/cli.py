@@ -1,0 +1,203 @@
+"""The `fazhi` command: a thin layer that parses, calls the Pipeline, and formats."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from rag.errors import RagError
+from rag.settings import load_settings
+
+
+def _parse_sets(pairs: tuple[str, ...]) -> dict:
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"'{pair}' is not KEY=VALUE", param_hint="--set")
+        overrides[key.strip()] = value
+    return overrides
+
+
+class _Context:
+    def __init__(self, config: str | None, overrides: dict):
+        self.config = config
+        self.overrides = overrides
+        self._pipeline = None
+
+    @property
+    def settings(self):
+        return load_settings(self.config, self.overrides)
+
+    @property
+    def pipeline(self):
+        if self._pipeline is None:
+            from rag.pipeline import Pipeline
+
+            self._pipeline = Pipeline.from_settings(self.settings)
+        return self._pipeline
+
+
+class RagErrorsGroup(click.Group):
+    """Turns RagError into a message and exit code 1, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RagError as err:
+            click.secho(f"错误: {err}", fg="red", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=RagErrorsGroup)
+@click.option("--config", "config", envvar="FAZHI_CONFIG", help="Settings YAML (default config/default.yaml).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a setting, e.g. llm.provider=extractive.")
+@click.pass_context
+def main(ctx, config, sets):
+    """fazhi-qa: cited answers over 法治政府建设 reports."""
+    ctx.obj = _Context(config, _parse_sets(sets))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.pass_obj
+def ingest(obj, paths):
+    """Ingest report files or folders (default: seeds/)."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def progress(file, done, total):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="chunk", desc="embedding")
+        bar.set_postfix_str(file)
+        bar.update(done - bar.n)
+
+    try:
+        summary = obj.pipeline.ingest(list(paths) or None, progress=progress)
+    except FileNotFoundError as err:
+        raise click.UsageError(str(err)) from err
+    finally:
+        if bar is not None:
+            bar.close()
+    s = summary
+    click.echo(
+        f"files: {len(s.new)} new, {len(s.unchanged)} unchanged, {len(s.replaced)} replaced, {len(s.failed)} failed; "
+        f"chunks: {s.chunks_embedded} embedded, {s.chunks_total} in index; "
+        f"{s.seconds:.1f} s ({s.chunks_per_s:.1f} chunks/s)"
+    )
+    for file, reason in s.failed.items():
+        click.secho(f"  failed {file}: {reason}", fg="yellow", err=True)
+    if s.failed:
+        sys.exit(2)
+
+
+@main.group()
+def kb():
+    """Inspect and edit the knowledge base."""
+
+
+@kb.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def kb_list(obj, as_json):
+    """One row per report: file, district, year, title, body, chunks."""
+    rows = obj.pipeline.reports()
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['file']}\t{r['district']}\t{r['year']}\t{r['chunks']}\t{r['body']}\t{r['title']}")
+
+
+@kb.command("chunks")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def kb_chunks(obj, as_json):
+    """Every chunk: chunk_id, file, district, year, section, start, end, text."""
+    from rag import schema
+
+    keys = (schema.CHUNK_ID, schema.FILE, schema.DISTRICT, schema.YEAR, schema.SECTION, schema.START, schema.END)
+    rows = [{**{k: d.metadata[k] for k in keys}, "text": d.page_content} for d in obj.pipeline.kb.chunks()]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    for r in rows:
+        click.echo(f"{r['file']}\t{r['start']}-{r['end']}\t{r['section']}\t{r['text'][:40]}…")
+
+
+@kb.command("remove")
+@click.argument("file")
+@click.pass_obj
+def kb_remove(obj, file):
+    """Remove one report from the index."""
+    try:
+        obj.pipeline.remove_report(file)
+    except KeyError:
+        raise click.UsageError(f"No report named {file} in the index: see `fazhi kb list`.") from None
+    click.echo(f"removed {file}")
+
+
+@main.command()
+@click.argument("question")
+@click.option("--provider", type=click.Choice(["local", "openai", "extractive"]))
+@click.option("--json", "as_json", is_flag=True, help="Print the Answer as JSON.")
+@click.pass_obj
+def ask(obj, question, provider, as_json):
+    """Ask a question; prints the answer and its citations."""
+    pipeline = obj.pipeline
+    if as_json:
+        click.echo(pipeline.ask(question, provider=provider).model_dump_json(indent=2))
+        return
+    answer = None
+    for item in pipeline.stream(question, provider=provider):
+        if isinstance(item, str):
+            click.echo(item, nl=False)
+        else:
+            answer = item
+    click.echo("\n")
+    click.echo(answer.answer)
+    for c in answer.citations:
+        click.echo(f"  [{c.n}] {c.label()} 「{c.quote}」")
+
+
+@main.group()
+def models():
+    """Offline models."""
+
+
+@models.command("prepare")
+@click.option("--llm/--no-llm", default=True, help="Also assemble the local LLM's GGUF file.")
+@click.pass_obj
+def models_prepare(obj, llm):
+    """Build the offline embedding model folder, tiktoken cache and local LLM file."""
+    from rag.models import prepare_models
+
+    summary = prepare_models(obj.settings, include_llm=llm)
+    for key, value in summary.items():
+        click.echo(f"{key}: {value}")
+
+from eval.cli import eval_cli  # noqa: E402
+main.add_command(eval_cli, "eval")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default: server.host).")
+@click.option("--port", type=int, default=None, help="Port (default: server.port).")
+@click.pass_obj
+def serve(obj, host, port):
+    """Serve the chat UI at / and the HTTP API (/api, /v1, /docs) beside it."""
+    import uvicorn
+
+    from rag.api import create_app
+
+    settings = obj.settings
+    host, port = host or settings.server.host, port or settings.server.port
+    app = create_app(obj.pipeline)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    click.echo(f"fazhi-qa: chat UI at http://{shown}:{port}/  ·  API docs at http://{shown}:{port}/docs")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
