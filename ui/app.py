@@ -148,15 +148,17 @@ def build_ui(pipeline: Pipeline, files=None, feedback: FeedbackStore | None = No
     max_mb = pipeline.settings.server.max_upload_mb
     extensions = " ".join(pipeline.settings.ingest.extensions)
 
-    def kb_updates(selected: str | None = None):
-        """Table rows, the report picker and the two filters, from the knowledge base now."""
+    def kb_updates(selected=...):
+        """Table rows, the report picker (selecting `selected`; ... keeps its choice) and the two
+        filters, from the knowledge base now."""
         reports = pipeline.reports()
         names = [r["file"] for r in reports]
         districts = sorted({r["district"] for r in reports if r["district"]})
         years = sorted({r["year"] for r in reports if r["year"]}, reverse=True)
+        picked = {} if selected is ... else {"value": selected if selected in names else None}
         return (
             report_rows(reports),
-            gr.update(choices=names, value=selected if selected in names else None),
+            gr.update(choices=names, **picked),
             gr.update(choices=districts),
             gr.update(choices=years),
         )
@@ -181,8 +183,9 @@ def build_ui(pipeline: Pipeline, files=None, feedback: FeedbackStore | None = No
                     yield messages, "", pairs, records
                 else:
                     answer = item
-        except RagError as err:
-            messages[-1] = {"role": "assistant", "content": f"<span class='fz-error'>⚠️ {_esc(err)}</span>"}
+        except Exception as err:  # noqa: BLE001 - the reason goes into the chat; the app goes on
+            reason = err if isinstance(err, RagError) else f"内部错误（{type(err).__name__}: {err}）"
+            messages[-1] = {"role": "assistant", "content": f"<span class='fz-error'>⚠️ {_esc(reason)}</span>"}
             yield messages, "", pairs, records
             return
         messages[-1] = {"role": "assistant", "content": render_answer(answer)}
@@ -253,7 +256,7 @@ def build_ui(pipeline: Pipeline, files=None, feedback: FeedbackStore | None = No
             files.remove(file)
         except RagError as err:
             return (f"❌ 未能删除 {_esc(file)}：{_esc(err)}", *kb_updates())
-        return (f"🗑️ 已从知识库删除 **{_esc(file)}**。", *kb_updates())
+        return (f"🗑️ 已从知识库删除 **{_esc(file)}**。", *kb_updates(None))
 
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"## {TITLE}")
