@@ -9,26 +9,16 @@ from pathlib import Path
 
 import click
 
-from rag.settings import PROJECT_ROOT, load_settings
+from rag.settings import PROJECT_ROOT, load_settings, parse_overrides
 
 PROVIDER_CHOICES = ("local", "openai", "extractive")
 RUNS_DIR = PROJECT_ROOT / "eval" / "runs"
 
 
-def _parse_sets(pairs: tuple[str, ...]) -> dict:
-    overrides = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise click.BadParameter(f"'{pair}' is not KEY=VALUE", param_hint="--set")
-        overrides[key.strip()] = value
-    return overrides
-
-
 def _settings(ctx: click.Context, sets: tuple[str, ...] = ()):
     """Settings from `fazhi --config/--set`, then this command's own --set."""
     parent = ctx.find_root().obj
-    overrides = {**getattr(parent, "overrides", {}), **_parse_sets(sets)}
+    overrides = {**getattr(parent, "overrides", {}), **parse_overrides(sets)}
     return load_settings(getattr(parent, "config", None), overrides)
 
 

@@ -9,17 +9,7 @@ from pathlib import Path
 import click
 
 from rag.errors import RagError
-from rag.settings import load_settings
-
-
-def _parse_sets(pairs: tuple[str, ...]) -> dict:
-    overrides = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise click.BadParameter(f"'{pair}' is not KEY=VALUE", param_hint="--set")
-        overrides[key.strip()] = value
-    return overrides
+from rag.settings import load_settings, parse_overrides
 
 
 class _Context:
@@ -58,7 +48,7 @@ class RagErrorsGroup(click.Group):
 @click.pass_context
 def main(ctx, config, sets):
     """fazhi-qa: cited answers over 法治政府建设 reports."""
-    ctx.obj = _Context(config, _parse_sets(sets))
+    ctx.obj = _Context(config, parse_overrides(sets))
 
 
 @main.command()

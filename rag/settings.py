@@ -136,6 +136,17 @@ def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
     node[keys[-1]] = yaml.safe_load(value) if isinstance(value, str) else value
 
 
+def parse_overrides(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """{"llm.provider": "extractive"} from ("llm.provider=extractive", …), as given to --set."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"'{pair}' is not KEY=VALUE: write e.g. --set llm.provider=extractive.")
+        overrides[key.strip()] = value
+    return overrides
+
+
 def _deep_merge(base: dict, update: dict) -> dict:
     merged = dict(base)
     for key, value in update.items():
