@@ -147,18 +147,19 @@ def finish_answer(question: str, raw: str, excerpts: list[Excerpt], provider: st
                   searched: str) -> Answer:
     """Turn a written answer into an Answer: citations, numeric grounding, refusal."""
     text, cited = parse_markers(raw, len(excerpts))
-    if not text or _REFUSAL.search(text) and len(text) < 60 or not excerpts:
+    if not text or not excerpts or (_REFUSAL.search(text) and len(text) < 60):
         return refusal(searched, provider, model)
+    excerpt_figures = [figures(x.text) for x in excerpts]
     if not cited:  # the model wrote no marker: cite the excerpts that hold its figures, else the best
         stated = figures(text)
-        cited = [n for n, x in enumerate(excerpts, 1) if stated & figures(x.text)] or [1]
+        cited = [n for n, held in enumerate(excerpt_figures, 1) if stated & held] or [1]
         text += "".join(f"[{n}]" for n in cited)
     allowed = question + " ".join(x.header() for x in excerpts)
     missing = ungrounded_figures(text, [excerpts[n - 1].text for n in cited], allowed)
     grounded = True
-    if missing:
-        holders = [n for n, x in enumerate(excerpts, 1) if figures(x.text) & missing]
-        still = missing - set().union(*(figures(excerpts[n - 1].text) for n in holders)) if holders else missing
+    if missing:  # cite the other excerpts that hold the figures; what none holds is not shown
+        holders = [n for n, held in enumerate(excerpt_figures, 1) if held & missing]
+        still = missing.difference(*(excerpt_figures[n - 1] for n in holders))
         if still:
             grounded = False
             best = holders or [1]
@@ -170,9 +171,7 @@ def finish_answer(question: str, raw: str, excerpts: list[Excerpt], provider: st
         else:
             cited += [n for n in holders if n not in cited]
     mapping = {old: new for new, old in enumerate(cited, 1)}
-    citations = [
-        citation(new, excerpts[old - 1]) for old, new in mapping.items()
-    ]
+    citations = [citation(new, excerpts[old - 1]) for old, new in mapping.items()]
     return Answer(answer=_renumber(text, mapping), refused=False, grounded=grounded,
                   citations=citations, provider=provider, model=model)
 

@@ -13,9 +13,7 @@ def build_embeddings(settings: Settings):
     from langchain_huggingface import HuggingFaceEmbeddings
 
     from rag.models import resolve_embedding_model
-    from rag.tokens import ensure_tiktoken_cache
 
-    ensure_tiktoken_cache(settings.models_dir / "tiktoken")
     e = settings.embedding
     model = resolve_embedding_model(e.model, settings.models_dir)
     try:

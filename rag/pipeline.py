@@ -9,11 +9,11 @@ from pathlib import Path
 from rag.answering import ExtractiveAnswerer, LLMAnswerer, finish_answer, not_covered_answer
 from rag.errors import ConfigError, QuestionError, QuestionTooLongError
 from rag.evidence import select_excerpts
-from rag.retrieval import HybridRetriever, Passage, Route, Router, covered_summary, rewrite_follow_up
+from rag.retrieval import HybridRetriever, Passage, Route, covered_summary, rewrite_follow_up, route_question
 from rag.schema import Answer
 from rag.settings import Settings, load_settings
 from rag.store import IngestSummary, KnowledgeBase
-from rag.tokens import count_tokens
+from rag.tokens import count_tokens, ensure_tiktoken_cache
 
 PROVIDERS = ("local", "openai", "extractive")
 
@@ -29,12 +29,7 @@ class Pipeline:
     def __init__(self, settings: Settings, kb: KnowledgeBase, chat_models: dict | None = None):
         self.settings = settings
         self.kb = kb
-        self.router = Router()
-        r = settings.retrieval
-        self.retriever = HybridRetriever(
-            kb, top_k=r.top_k, dense_k=r.dense_k, keyword_k=r.keyword_k, rrf_k=r.rrf_k,
-            dense_weight=r.dense_weight, keyword_weight=r.keyword_weight, per_district_k=r.per_district_k,
-        )
+        self.retriever = HybridRetriever(kb, settings.retrieval)
         self._chat_model_factories = chat_models or {}
         self._answerers: dict = {"extractive": ExtractiveAnswerer(settings.answer.extractive_sentences)}
 
@@ -44,6 +39,7 @@ class Pipeline:
         from rag.components import build_chat_model_factories, build_chroma_client, build_embeddings
 
         settings = settings or load_settings(overrides=overrides or None)
+        ensure_tiktoken_cache(settings.models_dir / "tiktoken")  # chunking counts tokens offline
         kb = KnowledgeBase(
             build_chroma_client(settings),
             build_embeddings(settings),
@@ -82,21 +78,23 @@ class Pipeline:
             raise QuestionTooLongError(f"问题过长（{len(question)} 字，上限 {limit} 字）：请缩短后再问。")
         return question
 
-    def route(self, question: str, history=None, filters: dict | None = None) -> Route:
-        """Where a question should be looked up (follow-ups made standalone first)."""
+    def route(self, question: str, history=None, filters: dict | None = None, manifest: dict | None = None) -> Route:
+        """Where a question should be looked up (follow-ups made standalone first).
+
+        Pass the manifest already read for this question, so routing and search see one index version.
+        """
         question = self.check_question(question)
-        standalone = rewrite_follow_up(question, history)
+        manifest = manifest or self.kb.require_reports()
         filters = filters or {}
-        manifest = self.kb.require_reports()
-        return self.router.route(
-            standalone, list(manifest["reports"].values()),
+        return route_question(
+            rewrite_follow_up(question, history), list(manifest["reports"].values()),
             districts=filters.get("districts") or None, years=filters.get("years") or None,
         )
 
     def retrieve(self, question: str, history=None, filters: dict | None = None, k: int | None = None) -> list[Passage]:
         """Ranked passages for a question, as the answerer would see them."""
-        route = self.route(question, history, filters)
-        return self.retriever.retrieve(route, self.kb.manifest(), k)
+        manifest = self.kb.require_reports()
+        return self.retriever.retrieve(self.route(question, history, filters, manifest), manifest, k)
 
     def ask(self, question: str, history=None, filters: dict | None = None, provider: str | None = None) -> Answer:
         """Answer a question with citations."""
@@ -111,7 +109,7 @@ class Pipeline:
         started = time.perf_counter()
         answerer = self.answerer(provider)
         manifest = self.kb.require_reports()
-        route = self.route(question, history, filters)
+        route = self.route(question, history, filters, manifest)
         if route.not_covered:
             answer = not_covered_answer(route.not_covered, answerer.name, answerer.model)
             answer.timings.total_ms = _ms(started)
@@ -170,7 +168,7 @@ class Pipeline:
         return status
 
     def passage(self, file: str, start: int, end: int, context: int = 200) -> dict:
-        """The text around a citation: before, quote, after, and the section it sits in."""
+        """The text around a citation: before, quote and after, `context` characters each side."""
         text = self.kb.report_text(file)
         if not (0 <= start <= end <= len(text)):
             raise ValueError(f"Offsets {start}..{end} are outside {file} (0..{len(text)}).")

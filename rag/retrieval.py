@@ -14,6 +14,7 @@ from langchain_core.documents import Document
 
 from rag import schema
 from rag.districts import find_districts
+from rag.settings import RetrievalSettings
 from rag.store import KnowledgeBase
 from rag.text import fold
 
@@ -89,78 +90,68 @@ def rewrite_follow_up(question: str, history: list[tuple[str, str]] | None) -> s
     return f"{previous}（追问：{question}）"
 
 
-class Router:
-    """Turns a question (and optional explicit filters) into a Route over the live reports."""
-
-    def route(self, question: str, reports: list[dict], districts=None, years=None) -> Route:
-        known = sorted({r["district"] for r in reports})
-        route = Route(question=question)
-        mentions = list(districts) if districts else find_districts(question)
-        if mentions:
-            matched, unmatched = resolve_districts(mentions, known)
-            if unmatched:
-                route.not_covered = (
-                    f"现有报告不涉及{'、'.join(unmatched)}；已收录的报告为：{covered_summary(reports)}。"
-                )
-                return route
-            route.districts = matched
-        route.comparison = len(route.districts) > 1
-        asked_years = [int(y) for y in (years or _YEAR.findall(fold(question)))]
-        if asked_years:
-            # A report of year Y covers Y and sets out its plans for Y+1.
-            wanted = {y for a in asked_years for y in (a, a - 1)}
-            candidates = [r for r in reports if not route.districts or r["district"] in route.districts]
-            covering = sorted({r["year"] for r in candidates if r["year"] in wanted})
-            if not covering:
-                where = "、".join(route.districts) or "现有报告"
-                route.not_covered = (
-                    f"报告中没有{where}{'、'.join(str(y) for y in sorted(set(asked_years)))}年的相关信息；"
-                    f"已收录的报告为：{covered_summary(candidates or reports)}。"
-                )
-                return route
-            route.years = covering
-        return route
+def route_question(question: str, reports: list[dict], districts=None, years=None) -> Route:
+    """Turn a question (and optional explicit filters) into a Route over the live reports."""
+    known = sorted({r["district"] for r in reports})
+    route = Route(question=question)
+    mentions = list(districts) if districts else find_districts(question)
+    if mentions:
+        matched, unmatched = resolve_districts(mentions, known)
+        if unmatched:
+            route.not_covered = (
+                f"现有报告不涉及{'、'.join(unmatched)}；已收录的报告为：{covered_summary(reports)}。"
+            )
+            return route
+        route.districts = matched
+    route.comparison = len(route.districts) > 1
+    asked_years = [int(y) for y in (years or _YEAR.findall(fold(question)))]
+    if asked_years:
+        # A report of year Y covers Y and sets out its plans for Y+1.
+        wanted = {y for a in asked_years for y in (a, a - 1)}
+        candidates = [r for r in reports if not route.districts or r["district"] in route.districts]
+        covering = sorted({r["year"] for r in candidates if r["year"] in wanted})
+        if not covering:
+            where = "、".join(route.districts) or "现有报告"
+            route.not_covered = (
+                f"报告中没有{where}{'、'.join(str(y) for y in sorted(set(asked_years)))}年的相关信息；"
+                f"已收录的报告为：{covered_summary(candidates or reports)}。"
+            )
+            return route
+        route.years = covering
+    return route
 
 
 class HybridRetriever:
     """Dense + BM25 search fused by weighted reciprocal rank, per routed district group."""
 
-    def __init__(self, kb: KnowledgeBase, *, top_k=6, dense_k=20, keyword_k=20, rrf_k=60,
-                 dense_weight=1.0, keyword_weight=1.0, per_district_k=3):
+    def __init__(self, kb: KnowledgeBase, settings: RetrievalSettings):
         self.kb = kb
-        self.top_k = top_k
-        self.dense_k = dense_k
-        self.keyword_k = keyword_k
-        self.rrf_k = rrf_k
-        self.dense_weight = dense_weight
-        self.keyword_weight = keyword_weight
-        self.per_district_k = per_district_k
+        self.settings = settings
 
     def retrieve(self, route: Route, manifest: dict, k: int | None = None) -> list[Passage]:
         """Best passages for the route, best first; one slice per district for comparisons."""
         if route.not_covered:
             return []
+        years = route.years or None
         if not route.comparison:
-            return self._search(route.question, manifest, route.districts or None, route.years or None, k or self.top_k)
-        groups = [
-            self._search(route.question, manifest, [d], route.years or None, self.per_district_k)
-            for d in route.districts
-        ]
+            return self._search(route.question, manifest, route.districts or None, years, k or self.settings.top_k)
+        per_district = self.settings.per_district_k
+        groups = [self._search(route.question, manifest, [d], years, per_district) for d in route.districts]
         merged: list[Passage] = []
-        for rank in range(self.per_district_k):  # interleave so every district is near the top
+        for rank in range(per_district):  # interleave so every district is near the top
             merged.extend(group[rank] for group in groups if rank < len(group))
         return merged
 
     def _search(self, query, manifest, districts, years, k) -> list[Passage]:
-        dense = self.kb.dense_search(query, self.dense_k, manifest, districts, years)
-        keyword = self.kb.keyword_search(query, self.keyword_k, manifest, districts, years)
-        scores: dict[str, float] = {}
+        s = self.settings
+        dense = self.kb.dense_search(query, s.dense_k, manifest, districts, years)
+        keyword = self.kb.keyword_search(query, s.keyword_k, manifest, districts, years)
         chunks = {d.metadata[schema.CHUNK_ID]: d for d, _ in dense}
-        for rank, (doc, _) in enumerate(dense):
-            cid = doc.metadata[schema.CHUNK_ID]
-            scores[cid] = scores.get(cid, 0.0) + self.dense_weight / (self.rrf_k + rank + 1)
-        for rank, (cid, _) in enumerate(keyword):
-            scores[cid] = scores.get(cid, 0.0) + self.keyword_weight / (self.rrf_k + rank + 1)
+        rankings = ((s.dense_weight, list(chunks)), (s.keyword_weight, [cid for cid, _ in keyword]))
+        scores: dict[str, float] = {}
+        for weight, ids in rankings:
+            for rank, cid in enumerate(ids):
+                scores[cid] = scores.get(cid, 0.0) + weight / (s.rrf_k + rank + 1)
         best = sorted(scores, key=scores.get, reverse=True)[:k]
         chunks.update(self.kb.get_chunks([cid for cid in best if cid not in chunks]))
         return [Passage(chunks[cid], scores[cid]) for cid in best if cid in chunks]
