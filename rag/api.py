@@ -8,190 +8,28 @@ from __future__ import annotations
 import hmac
 import json
 import os
-import re
 import threading
 import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from itertools import chain
-from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, BinaryIO, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.errors import BadFileError, QuestionError, RagError
+from rag.errors import QuestionError, RagError, RateLimitError, UnauthorizedError, UnknownModelError
 from rag.feedback import FeedbackStore
-from rag.metadata import sidecar_path, write_sidecar
 from rag.pipeline import PROVIDERS, Pipeline
+from rag.report_files import ReportFiles
 from rag.schema import Answer
 
 DEFAULT_MODEL = "fazhi-qa"
 # OpenAI model id → provider (None: the configured default).
 MODELS: dict[str, str | None] = {DEFAULT_MODEL: None, **{f"{DEFAULT_MODEL}-{p}": p for p in PROVIDERS}}
 SOURCES_HEADING = "来源："
-
-
-class BadRequestError(RagError):
-    """A request the API cannot act on as given."""
-
-    http_status = 400
-
-
-class UnsafePathError(BadRequestError):
-    """A report name that points outside the reports folder."""
-
-
-class ReportNotFoundError(RagError):
-    """No report of that name in the knowledge base."""
-
-    http_status = 404
-
-
-class UploadTooLargeError(RagError):
-    """An upload over server.max_upload_mb."""
-
-    http_status = 413
-
-
-class UnauthorizedError(RagError):
-    """A missing or wrong API key."""
-
-    http_status = 401
-
-
-class RateLimitError(RagError):
-    """More requests than server.requests_per_minute from one client."""
-
-    http_status = 429
-
-
-class UnknownModelError(RagError):
-    """An OpenAI-style request for a model this server does not serve."""
-
-    http_status = 404
-
-
-# ---- report files: uploads, metadata fixes, removal (shared with the UI) ---------------
-
-
-class ReportFiles:
-    """Report files on disk: uploads saved under data_dir/reports and ingested, sidecar fixes, removal."""
-
-    def __init__(self, pipeline: Pipeline):
-        self.pipeline = pipeline
-        settings = pipeline.settings
-        self.folder = settings.data_dir / "reports"
-        self.seeds = settings.seeds_dir
-        self.max_bytes = int(settings.server.max_upload_mb * 2**20)
-        self.max_mb = settings.server.max_upload_mb
-        self.extensions = [e.lower() for e in settings.ingest.extensions]
-
-    def check_name(self, file: str) -> str:
-        """The report name unchanged, or UnsafePathError when it could leave the reports folder."""
-        parts = PurePosixPath(file.replace("\\", "/")).parts if file else ()
-        if not parts or "\x00" in file or file.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", file):
-            raise UnsafePathError(
-                f"报告名 '{file}' 不合法：不能包含 ..、绝对路径或盘符。Use a report name as listed by GET /api/reports."
-            )
-        return file
-
-    def upload_name(self, filename: str | None) -> str:
-        """A safe file name for an upload: no folders, odd characters replaced, a known extension."""
-        name = PurePosixPath(self.check_name((filename or "").strip()).replace("\\", "/")).name
-        name = re.sub(r"[^\w.\-()（）·]+", "_", name).lstrip("._")
-        suffix = PurePosixPath(name).suffix.lower()
-        if suffix not in self.extensions:
-            raise BadFileError(
-                f"不支持的文件类型 '{suffix or filename}'：请上传 {' '.join(self.extensions)} 文件。"
-            )
-        stem = name[: -len(suffix)][:120] or "report"
-        return stem + suffix
-
-    def add(self, filename: str | None, source: BinaryIO, progress=None) -> dict:
-        """Save an upload under the reports folder and ingest it; a rejected file is not kept."""
-        name = self.upload_name(filename)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / name
-        partial = path.with_name(name + ".upload")
-        size = 0
-        try:
-            with partial.open("wb") as out:
-                while block := source.read(1 << 20):
-                    size += len(block)
-                    if size > self.max_bytes:
-                        raise UploadTooLargeError(
-                            f"{name} 太大：超过上限 {self.max_mb:g} MB（server.max_upload_mb）。请拆分或压缩后再上传。"
-                        )
-                    out.write(block)
-            previous = path.with_name(name + ".previous")
-            had_previous = path.exists()
-            if had_previous:
-                os.replace(path, previous)
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
-        try:
-            summary = self.pipeline.ingest([path], progress=progress)
-            if name in summary.failed:
-                raise BadFileError(summary.failed[name])
-        except BaseException:
-            path.unlink(missing_ok=True)
-            if had_previous:
-                os.replace(previous, path)
-            raise
-        if had_previous:
-            previous.unlink(missing_ok=True)
-        return {"file": name, "report": self.report(name), "summary": summary.as_dict()}
-
-    def report(self, file: str) -> dict:
-        """The knowledge base's row of one report."""
-        row = next((r for r in self.pipeline.reports() if r["file"] == file), None)
-        if row is None:
-            raise ReportNotFoundError(f"知识库中没有报告 '{file}'：see GET /api/reports for the names.")
-        return row
-
-    def path_of(self, file: str) -> Path:
-        """The file on disk of a report: an upload, else a seed."""
-        self.check_name(file)
-        self.report(file)
-        for folder in (self.folder, self.seeds):
-            if (folder / file).is_file():
-                return folder / file
-        raise ReportNotFoundError(f"报告 '{file}' 在 {self.folder} 和 {self.seeds} 中都找不到原文件，无法修改。")
-
-    def fix(self, file: str, **fields) -> dict:
-        """Write the report's metadata sidecar (district, year, title, body) and ingest it again."""
-        path = self.path_of(file)
-        write_sidecar(path, **fields)
-        summary = self.pipeline.ingest([path])
-        if path.name in summary.failed:
-            raise BadFileError(summary.failed[path.name])
-        return {"file": file, "report": self.report(file), "summary": summary.as_dict()}
-
-    def remove(self, file: str) -> None:
-        """Take a report out of the index; an uploaded file is deleted too (seeds stay on disk)."""
-        self.check_name(file)
-        try:
-            self.pipeline.remove_report(file)
-        except KeyError:
-            raise ReportNotFoundError(f"知识库中没有报告 '{file}'：see GET /api/reports for the names.") from None
-        upload = self.folder / file
-        if upload.is_file():
-            upload.unlink()
-            sidecar_path(upload).unlink(missing_ok=True)
-
-    def passage(self, file: str, start: int, end: int, context: int = 200) -> dict:
-        """The text around a citation: before, quote, after."""
-        self.check_name(file)
-        try:
-            return self.pipeline.passage(file, start, end, context)
-        except KeyError:
-            raise ReportNotFoundError(f"知识库中没有报告 '{file}'：see GET /api/reports for the names.") from None
-        except ValueError as err:
-            raise BadRequestError(str(err)) from err
 
 
 # ---- request bodies ----------------------------------------------------------------------
@@ -202,6 +40,11 @@ class Filters(BaseModel):
     years: list[int] | None = None
 
 
+def _filters(filters: Filters | None) -> dict | None:
+    """The pipeline's filters dict of a request's optional filters."""
+    return filters.model_dump(exclude_none=True) if filters else None
+
+
 class AskRequest(BaseModel):
     question: str
     history: list[tuple[str, str]] = Field(default_factory=list, description="Earlier (question, answer) pairs.")
@@ -209,8 +52,8 @@ class AskRequest(BaseModel):
     provider: Literal["local", "openai", "extractive"] | None = None
 
     def call(self) -> dict:
-        filters = self.filters.model_dump(exclude_none=True) if self.filters else None
-        return {"question": self.question, "history": self.history, "filters": filters, "provider": self.provider}
+        return {"question": self.question, "history": self.history, "filters": _filters(self.filters),
+                "provider": self.provider}
 
 
 class ReportFix(BaseModel):
@@ -274,8 +117,8 @@ def chat_call(request: ChatRequest) -> dict:
         elif pending is not None:
             history.append((pending, message.text().split(f"\n\n{SOURCES_HEADING}")[0]))
             pending = None
-    filters = request.filters.model_dump(exclude_none=True) if request.filters else None
-    return {"question": turns[-1].text(), "history": history, "filters": filters, "provider": MODELS[request.model]}
+    return {"question": turns[-1].text(), "history": history, "filters": _filters(request.filters),
+            "provider": MODELS[request.model]}
 
 
 def _sse(data: Any, event: str | None = None) -> str:
@@ -423,8 +266,7 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
     @api.post("/feedback", status_code=201)
     def add_feedback(body: FeedbackRequest):
         """Store a 👍/👎 with its question, answer and citations."""
-        filters = body.filters.model_dump(exclude_none=True) if body.filters else None
-        return feedback.add(body.rating, body.question, body.answer, body.history, filters)
+        return feedback.add(body.rating, body.question, body.answer, body.history, _filters(body.filters))
 
     @v1.get("/models")
     def list_models():

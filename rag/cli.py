@@ -86,6 +86,15 @@ def ingest(obj, paths):
         sys.exit(2)
 
 
+def _echo_rows(rows: list[dict], as_json: bool, line) -> None:
+    """Rows as a JSON list, or one tab-separated line each."""
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    for row in rows:
+        click.echo(line(row))
+
+
 @main.group()
 def kb():
     """Inspect and edit the knowledge base."""
@@ -96,12 +105,10 @@ def kb():
 @click.pass_obj
 def kb_list(obj, as_json):
     """One row per report: file, district, year, title, body, chunks."""
-    rows = obj.pipeline.reports()
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
-        return
-    for r in rows:
-        click.echo(f"{r['file']}\t{r['district']}\t{r['year']}\t{r['chunks']}\t{r['body']}\t{r['title']}")
+    _echo_rows(
+        obj.pipeline.reports(), as_json,
+        lambda r: f"{r['file']}\t{r['district']}\t{r['year']}\t{r['chunks']}\t{r['body']}\t{r['title']}",
+    )
 
 
 @kb.command("chunks")
@@ -113,11 +120,7 @@ def kb_chunks(obj, as_json):
 
     keys = (schema.CHUNK_ID, schema.FILE, schema.DISTRICT, schema.YEAR, schema.SECTION, schema.START, schema.END)
     rows = [{**{k: d.metadata[k] for k in keys}, "text": d.page_content} for d in obj.pipeline.kb.chunks()]
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
-        return
-    for r in rows:
-        click.echo(f"{r['file']}\t{r['start']}-{r['end']}\t{r['section']}\t{r['text'][:40]}…")
+    _echo_rows(rows, as_json, lambda r: f"{r['file']}\t{r['start']}-{r['end']}\t{r['section']}\t{r['text'][:40]}…")
 
 
 @kb.command("remove")

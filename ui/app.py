@@ -17,6 +17,7 @@ import gradio as gr
 from rag.errors import QuestionError, RagError
 from rag.feedback import FeedbackStore
 from rag.pipeline import PROVIDERS, Pipeline
+from rag.report_files import ReportFiles
 from rag.schema import SECTION_SEPARATOR, Answer, Citation
 
 TITLE = "法治政府建设报告问答"
@@ -139,10 +140,8 @@ def _error_html(message: str) -> str:
 # ---- the app ----------------------------------------------------------------------------
 
 
-def build_ui(pipeline: Pipeline, files=None, feedback: FeedbackStore | None = None) -> gr.Blocks:
+def build_ui(pipeline: Pipeline, files: ReportFiles | None = None, feedback: FeedbackStore | None = None) -> gr.Blocks:
     """The Gradio Blocks of the chat and the 知识库 tab, calling `pipeline` for everything."""
-    from rag.api import ReportFiles
-
     files = files or ReportFiles(pipeline)
     feedback = feedback or FeedbackStore.in_data_dir(pipeline.settings.data_dir)
     max_mb = pipeline.settings.server.max_upload_mb
@@ -234,8 +233,9 @@ def build_ui(pipeline: Pipeline, files=None, feedback: FeedbackStore | None = No
         return (status, *kb_updates(r["file"]), None)
 
     def on_pick(file):
-        row = next((r for r in pipeline.reports() if r["file"] == file), None)
-        if row is None:
+        try:
+            row = files.report(file)
+        except RagError:
             return "", None
         return row["district"], row["year"] or None
 
