@@ -21,7 +21,8 @@ from rag.schema import Answer, Citation
 
 NOT_FOUND = "报告中没有相关信息"
 _REFUSAL = re.compile(r"没有相关信息|没有找到|未找到|未提及|没有提及|没有提到|无法回答|无法确定|不包含|没有给出|未给出|未说明")
-_MARKER = re.compile(r"[\[【]\s*(\d+(?:\s*[,，、]\s*\d+)*)\s*[\]】]")
+# A marker numbers at most three digits: [2024] in 渝府发[2024]12号 is text, not a citation.
+_MARKER = re.compile(r"[\[【]\s*(\d{1,3}(?:\s*[,，、]\s*\d{1,3})*)\s*[\]】]")
 
 SYSTEM_PROMPT = """你是“法治政府建设报告”问答助手。只根据用户给出的资料回答问题，用简体中文，简短准确。
 规则：
@@ -140,7 +141,12 @@ def parse_markers(text: str, count: int) -> tuple[str, list[int]]:
 
 
 def _renumber(text: str, mapping: dict[int, int]) -> str:
-    return re.sub(r"\[(\d+)\]", lambda m: f"[{mapping[int(m.group(1))]}]", text)
+    """Markers renumbered; brackets that are no marker of a citation (quoted report text) kept as written."""
+    def renumber(match: re.Match) -> str:
+        n = int(match.group(1))
+        return f"[{mapping[n]}]" if n in mapping else match.group(0)
+
+    return re.sub(r"\[(\d{1,3})\]", renumber, text)
 
 
 def finish_answer(question: str, raw: str, excerpts: list[Excerpt], provider: str, model: str,

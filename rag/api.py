@@ -1,12 +1,17 @@
 """The HTTP API: FastAPI routes over the one Pipeline, the OpenAI-compatible chat route, and
 the Gradio UI mounted at "/". Routes parse, call the pipeline, and format; errors become
 4xx/5xx answers carrying the RagError's own message.
+
+Every /api and /v1 request passes the rate limit and (when a key is set) the API-key check
+before its body is read, and no body may exceed its route's size limit.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
+import math
 import os
 import threading
 import time
@@ -16,12 +21,22 @@ from collections.abc import Iterator
 from itertools import chain
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
-from rag.errors import QuestionError, RagError, RateLimitError, UnauthorizedError, UnknownModelError
+from rag.errors import (
+    QuestionError,
+    QuestionTooLongError,
+    RagError,
+    RateLimitError,
+    UnauthorizedError,
+    UnknownModelError,
+)
 from rag.feedback import FeedbackStore
+from rag.metadata import FIRST_YEAR, LAST_YEAR
 from rag.pipeline import PROVIDERS, Pipeline
 from rag.report_files import ReportFiles
 from rag.schema import Answer
@@ -30,14 +45,31 @@ DEFAULT_MODEL = "fazhi-qa"
 # OpenAI model id → provider (None: the configured default).
 MODELS: dict[str, str | None] = {DEFAULT_MODEL: None, **{f"{DEFAULT_MODEL}-{p}": p for p in PROVIDERS}}
 SOURCES_HEADING = "来源："
+GUARDED = ("/api", "/v1")       # path prefixes behind the rate limit and the API key
+MAX_JSON_BYTES = 1 << 20        # a JSON body: a question, its history, filters or a rated answer
+MULTIPART_SLACK = 64 << 10      # an upload's body beyond its file: part headers and boundaries
 
 
 # ---- request bodies ----------------------------------------------------------------------
 
 
+def _encodable(value: str) -> str:
+    """The value, or ValueError for a lone surrogate ("\\ud800" in JSON), which no UTF-8 encoder takes."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"contains an invalid character at position {err.start} (a lone UTF-16 surrogate)") from err
+    return value
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+Year = Annotated[int, Field(ge=FIRST_YEAR, le=LAST_YEAR)]
+Turn = tuple[Text, Text]
+
+
 class Filters(BaseModel):
-    districts: list[str] | None = None
-    years: list[int] | None = None
+    districts: list[Annotated[Text, Field(max_length=60)]] | None = Field(None, max_length=50)
+    years: list[Year] | None = Field(None, max_length=50)
 
 
 def _filters(filters: Filters | None) -> dict | None:
@@ -46,8 +78,8 @@ def _filters(filters: Filters | None) -> dict | None:
 
 
 class AskRequest(BaseModel):
-    question: str
-    history: list[tuple[str, str]] = Field(default_factory=list, description="Earlier (question, answer) pairs.")
+    question: Text
+    history: list[Turn] = Field(default_factory=list, description="Earlier (question, answer) pairs.")
     filters: Filters | None = None
     provider: Literal["local", "openai", "extractive"] | None = None
 
@@ -57,28 +89,36 @@ class AskRequest(BaseModel):
 
 
 class ReportFix(BaseModel):
-    district: str | None = None
-    year: int | None = None
-    title: str | None = None
-    body: str | None = None
+    district: Annotated[Text, Field(max_length=60)] | None = None
+    year: Year | None = None
+    title: Annotated[Text, Field(max_length=200)] | None = None
+    body: Annotated[Text, Field(max_length=100)] | None = None
 
 
 class FeedbackRequest(BaseModel):
     rating: Literal["up", "down"]
-    question: str
+    question: Text
     answer: Answer
-    history: list[tuple[str, str]] = Field(default_factory=list)
+    history: list[Turn] = Field(default_factory=list)
     filters: Filters | None = None
+
+
+class ContentPart(BaseModel):
+    """One part of an OpenAI message's content; only "text" parts are read."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: Text | None = None
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: str
-    content: str | list[dict[str, Any]] | None = None
+    content: Text | list[ContentPart] | None = None
 
     def text(self) -> str:
         if isinstance(self.content, list):
-            return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
+            return "".join(part.text or "" for part in self.content if part.type == "text")
         return self.content or ""
 
 
@@ -151,7 +191,12 @@ def _openai_error(status: int, message: str, kind: str) -> dict:
 
 
 def _api_key_guard(env_name: str):
+    """A check of a request's API key against $env_name (none set: every request passes).
+
+    The digests are compared, so the comparison takes the same time whatever the key's length.
+    """
     expected = os.environ.get(env_name) or ""
+    expected_digest = hashlib.sha256(expected.encode()).digest()
 
     def check(request: Request) -> None:
         if not expected:
@@ -160,7 +205,7 @@ def _api_key_guard(env_name: str):
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer":
             given = given or token.strip()
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        if not hmac.compare_digest(hashlib.sha256(given.encode()).digest(), expected_digest):
             raise UnauthorizedError(
                 f"API key missing or wrong: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY' "
                 f"(the server reads it from ${env_name})."
@@ -169,7 +214,16 @@ def _api_key_guard(env_name: str):
     return check
 
 
-def _rate_guard(per_minute: int):
+class _Limited(RateLimitError):
+    """A RateLimitError that knows when the client may try again."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _rate_guard(per_minute: int, window: float = 60.0):
+    """A check that allows each client `per_minute` requests in any `window` seconds."""
     seen: dict[str, deque] = defaultdict(deque)
     lock = threading.Lock()
 
@@ -177,16 +231,34 @@ def _rate_guard(per_minute: int):
         client = request.client.host if request.client else "?"
         now = time.monotonic()
         with lock:
+            if len(seen) > 4096:  # forget clients idle for a whole window, so the table stays small
+                for idle in [c for c, times in seen.items() if not times or now - times[-1] > window]:
+                    del seen[idle]
             times = seen[client]
-            while times and now - times[0] > 60:
+            while times and now - times[0] > window:
                 times.popleft()
             if len(times) >= per_minute:
-                raise RateLimitError(
-                    f"请求过于频繁：每分钟最多 {per_minute} 次（server.requests_per_minute），请稍后再试。"
+                wait = max(1, math.ceil(window - (now - times[0])))
+                raise _Limited(
+                    f"请求过于频繁：每分钟最多 {per_minute} 次（server.requests_per_minute），请 {wait} 秒后再试。",
+                    wait,
                 )
             times.append(now)
 
     return check
+
+
+def _validation_message(err: RequestValidationError) -> str:
+    """One line naming each invalid field: "history.0.0: Input should be a valid string"."""
+    problems = []
+    for e in err.errors():
+        if e["type"] == "json_invalid":
+            problems.append(f"the body is not valid JSON ({e.get('ctx', {}).get('error', e['msg'])})")
+            continue
+        # "body" and the union branch tried ("list[ContentPart]") say nothing to the client
+        where = ".".join(str(p) for p in e["loc"] if p != "body" and "[" not in str(p)) or "body"
+        problems.append(f"{where}: {e['msg']}")
+    return "请求无效 (invalid request): " + "; ".join(problems)
 
 
 # ---- the app -------------------------------------------------------------------------------
@@ -197,22 +269,75 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
     settings = pipeline.settings
     files = ReportFiles(pipeline)
     feedback = FeedbackStore.in_data_dir(settings.data_dir)
-    guards = [Depends(_api_key_guard(settings.server.api_key_env)), Depends(_rate_guard(settings.server.requests_per_minute))]
+    guards = [_rate_guard(settings.server.requests_per_minute), _api_key_guard(settings.server.api_key_env)]
+    max_question = settings.answer.max_question_chars
     app = FastAPI(
         title="fazhi-qa",
         description="Cited answers over 法治政府建设 reports. The chat UI is at /.",
         version="0.1.0",
     )
-    api = APIRouter(prefix="/api", dependencies=guards, tags=["api"])
-    v1 = APIRouter(prefix="/v1", dependencies=guards, tags=["openai"])
+    upload_limit = files.max_bytes + MULTIPART_SLACK
+    api = APIRouter(prefix="/api", tags=["api"], max_body_size=MAX_JSON_BYTES)
+    v1 = APIRouter(prefix="/v1", tags=["openai"], max_body_size=MAX_JSON_BYTES)
+
+    def too_large(path: str) -> str:
+        if path == "/api/reports":
+            return str(files.too_large())
+        return f"请求体太大：上限 {MAX_JSON_BYTES // 1024} KB。请缩短问题、对话历史或筛选条件。"
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        """Rate limit, API key and a declared body size, all before the body is read.
+
+        The routes' own max_body_size stops a body sent without Content-Length once it grows too large.
+        """
+        path = request.scope["path"]
+        if any(path == prefix or path.startswith(prefix + "/") for prefix in GUARDED):
+            try:
+                for check in guards:
+                    check(request)
+            except RagError as err:
+                headers = {"Retry-After": str(err.retry_after)} if isinstance(err, _Limited) else None
+                return _error_response(request, err.http_status, str(err), type(err).__name__, headers)
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > (upload_limit if path == "/api/reports" else MAX_JSON_BYTES):
+                return _error_response(request, 413, too_large(path), "RequestTooLargeError")
+        return await call_next(request)
 
     @app.exception_handler(RagError)
     async def rag_error(request: Request, err: RagError):
         return _error_response(request, err.http_status, str(err), type(err).__name__)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, err: RequestValidationError):
+        return _error_response(request, 422, _validation_message(err), "ValidationError")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException):
+        message = str(err.detail)
+        if err.status_code == 413:  # a route's max_body_size
+            message = too_large(request.url.path)
+        elif err.status_code == 400:  # FastAPI could not parse the body
+            message += ": send UTF-8 JSON (Content-Type: application/json), or a file as multipart/form-data."
+        return _error_response(request, err.status_code, message, type(err).__name__, err.headers)
+
     @app.exception_handler(Exception)
     async def internal_error(request: Request, err: Exception):
         return _error_response(request, 500, f"Internal error: {type(err).__name__}: {err}", "InternalError")
+
+    def check_history(history: list) -> None:
+        """QuestionTooLongError when a question of the history is over the limit (a follow-up is
+        rewritten from the question before it, so that one must fit as well)."""
+        for n, (question, _) in enumerate(history, 1):
+            if len(question) > max_question:
+                raise QuestionTooLongError(
+                    f"history 第 {n} 轮的问题过长（{len(question)} 字，上限 {max_question} 字，"
+                    "answer.max_question_chars）：请删去这轮历史或开始新的对话。"
+                )
+
+    def checked(call: dict) -> dict:
+        check_history(call["history"])
+        return call
 
     @app.get("/healthz", tags=["health"])
     def healthz():
@@ -223,12 +348,12 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
     @api.post("/ask", response_model=Answer)
     def ask(body: AskRequest):
         """Answer a question with citations."""
-        return pipeline.ask(**body.call())
+        return pipeline.ask(**checked(body.call()))
 
     @api.post("/ask/stream", response_class=StreamingResponse)
     def ask_stream(body: AskRequest):
         """Server-sent events: `delta` events {text}, then one `answer` event with the Answer."""
-        items = _started(pipeline.stream(**body.call()))
+        items = _started(pipeline.stream(**checked(body.call())))
         events = (
             _sse({"text": item}, "delta") if isinstance(item, str) else _sse(item.model_dump(), "answer")
             for item in items
@@ -241,7 +366,7 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
         """The reports in the knowledge base: file, district, year, title, body, chunks."""
         return pipeline.reports()
 
-    @api.post("/reports", status_code=201)
+    @api.post("/reports", status_code=201, max_body_size=upload_limit)
     def upload_report(file: Annotated[UploadFile, File(description="A .txt, .md, .docx or .pdf report.")]):
         """Upload a report (.txt, .md, .docx, .pdf) and ingest it."""
         return files.add(file.filename, file.file)
@@ -266,7 +391,9 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
     @api.post("/feedback", status_code=201)
     def add_feedback(body: FeedbackRequest):
         """Store a 👍/👎 with its question, answer and citations."""
-        return feedback.add(body.rating, body.question, body.answer, body.history, _filters(body.filters))
+        question = pipeline.check_question(body.question)
+        check_history(body.history)
+        return feedback.add(body.rating, question, body.answer, body.history, _filters(body.filters))
 
     @v1.get("/models")
     def list_models():
@@ -278,7 +405,7 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
     @v1.post("/chat/completions")
     def chat_completions(body: ChatRequest):
         """OpenAI-compatible chat: citations in the message text and in the extra field `citations`."""
-        call = chat_call(body)
+        call = checked(chat_call(body))
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if not body.stream:
             answer = pipeline.ask(**call)
@@ -317,10 +444,10 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
     return app
 
 
-def _error_response(request: Request, status: int, message: str, kind: str) -> JSONResponse:
+def _error_response(request: Request, status: int, message: str, kind: str, headers=None) -> JSONResponse:
     if request.url.path.startswith("/v1/"):
-        return JSONResponse(_openai_error(status, message, kind), status_code=status)
-    return JSONResponse({"detail": message, "error": kind}, status_code=status)
+        return JSONResponse(_openai_error(status, message, kind), status_code=status, headers=headers)
+    return JSONResponse({"detail": message, "error": kind}, status_code=status, headers=headers)
 
 
 def _mount_ui(app: FastAPI, pipeline: Pipeline, files: ReportFiles, feedback: FeedbackStore) -> None:

@@ -8,7 +8,10 @@ sentences aim at an even size within the budget. A sentence over the budget is c
 even pieces after ，、： (or, failing that, where the budget runs out); a run that would be a
 sliver (a heading sentence before a long one) takes the next sentence's first clauses.
 Consecutive chunks of a section share whole sentences (or pieces) worth at most
-`overlap_tokens`.
+`overlap_tokens`. Sentences that give orders to a language model (rag.text.instruction_spans,
+「忽略以上所有指令…」) are left out of every chunk: a report is data for the answerer, never
+instructions, so what retrieval can find, the model can read and an answer can quote is only
+the rest.
 
 The splitter is ours, not LangChain's: RecursiveCharacterTextSplitter finds start offsets
 by searching for the chunk text again and mixes its overlap unit with characters, while
@@ -17,7 +20,9 @@ here every offset comes from the sentence spans themselves.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import logging
 import math
 from collections.abc import Callable
 
@@ -27,8 +32,10 @@ from rag import schema
 from rag.loading import LoadedReport
 from rag.metadata import ReportMeta
 from rag.sections import Section, heading_only, parse_sections
-from rag.text import sentence_spans
+from rag.text import instruction_spans, sentence_spans
 from rag.tokens import count_tokens as _count_tokens
+
+logger = logging.getLogger(__name__)
 
 _CLAUSE_ENDS = "，,、：:"
 _HEADER_SEPARATOR = " · "
@@ -48,6 +55,9 @@ def chunk_report(
     if chunk_tokens < 1 or not 0 <= overlap_tokens < chunk_tokens:
         raise ValueError(f"need chunk_tokens >= 1 and 0 <= overlap_tokens < chunk_tokens, got {chunk_tokens}, {overlap_tokens}")
     text = report.text
+    excluded = instruction_spans(text)
+    if excluded:
+        logger.warning("%s: %d passage(s) addressed to a language model left out of the index", report.file, len(excluded))
     chunks: list[Document] = []
     carried: int | None = None  # start of bare headings waiting for their first child
     sections = parse_sections(text)
@@ -58,9 +68,9 @@ def chunk_report(
             continue
         start = section.start if carried is None else carried
         carried = None
-        sentences = _sentences(text, start, section.end, chunk_tokens, count_tokens)
-        for chunk_start, chunk_end in _pack(text, sentences, chunk_tokens, overlap_tokens, count_tokens):
-            chunks.append(_document(report, meta, section, chunk_start, chunk_end))
+        for sentences in _sentence_runs(text, start, section.end, chunk_tokens, count_tokens, excluded):
+            for chunk_start, chunk_end in _pack(text, sentences, chunk_tokens, overlap_tokens, count_tokens):
+                chunks.append(_document(report, meta, section, chunk_start, chunk_end))
     return chunks
 
 
@@ -75,15 +85,21 @@ def _is_child(child: Section, parent: Section) -> bool:
     return child.path.startswith(parent.path + schema.SECTION_SEPARATOR)
 
 
-def _sentences(text: str, start: int, end: int, budget: int, count_tokens) -> list[Span]:
-    """Sentence spans of text[start:end], those over budget cut into pieces that fit."""
-    spans: list[Span] = []
+def _sentence_runs(text: str, start: int, end: int, budget: int, count_tokens, excluded: list[Span]) -> list[list[Span]]:
+    """Sentence spans of text[start:end], those over budget cut into pieces that fit, in runs
+    split where a sentence touching an excluded span (sorted, disjoint) is left out."""
+    excluded_ends = [e for _, e in excluded]
+    runs: list[list[Span]] = [[]]
     for span in sentence_spans(text, start, end):
-        if count_tokens(text[span[0] : span[1]]) <= budget:
-            spans.append(span)
+        n = bisect.bisect_right(excluded_ends, span[0])  # the first excluded span ending after span starts
+        if n < len(excluded) and excluded[n][0] < span[1]:
+            if runs[-1]:
+                runs.append([])
+        elif count_tokens(text[span[0] : span[1]]) <= budget:
+            runs[-1].append(span)
         else:
-            spans.extend(_cut(text, span, budget, count_tokens))
-    return spans
+            runs[-1].extend(_cut(text, span, budget, count_tokens))
+    return [run for run in runs if run]
 
 
 def _cut(text: str, span: Span, budget: int, count_tokens) -> list[Span]:
@@ -94,7 +110,7 @@ def _cut(text: str, span: Span, budget: int, count_tokens) -> list[Span]:
     target = math.ceil(total / math.ceil(total / budget))
     pieces: list[Span] = []
     while start < end:
-        if count_tokens(text[start:end]) <= budget:
+        if _longest_fit(text, start, end, budget, count_tokens) == end:
             pieces.append((start, end))
             break
         head, start = _clause_split(text, start, (start, end), target, count_tokens)
@@ -121,8 +137,19 @@ def _clause_split(text: str, chunk_start: int, sentence: Span, budget: int, coun
 
 
 def _longest_fit(text: str, start: int, end: int, budget: int, count_tokens) -> int:
-    """The largest stop in (start, end] with text[start:stop] within budget (at least one character)."""
+    """The largest stop in (start, end] with text[start:stop] within budget (at least one character).
+
+    Probes double from `budget` characters before the binary search, so the cost follows the
+    fit and not the sentence, which may be a whole report written on one line.
+    """
     low, high = start + 1, end
+    reach = max(budget, 1)
+    while start + reach < high:
+        if count_tokens(text[start : start + reach]) > budget:
+            high = start + reach - 1
+            break
+        low = start + reach
+        reach *= 2
     while low < high:
         middle = (low + high + 1) // 2
         if count_tokens(text[start:middle]) <= budget:

@@ -96,6 +96,7 @@ _TOWN_AFTER = re.compile(
     r"([\u4e00-\u9fff]{2,3}?)(镇|乡|街道)"
     r"(?=$|[^\u4e00-\u9fff]|人民政府|政府|党委|委员会|司法所|派出所|综治|调解|法治|[的有在是和与及])"
 )
+_NOT_YET = object()  # a search not made yet (None: made, and nothing found)
 _NOT_IN_TOWN_NAME = set("各所有全等和与及乡镇街区县市村的在了共个是其中内外级我本该两多每")
 
 
@@ -133,9 +134,13 @@ def district_mentions(text: str, towns: Iterable[str] = KNOWN_TOWNS) -> list[Men
     town_re = re.compile("|".join(re.escape(t) for t in town_names)) if town_names else None
     mentions: list[Mention] = []
     pos = 0
+    match = town = _NOT_YET
     while pos < len(folded):
-        match = _ALIAS_RE.search(folded, pos)
-        town = town_re.search(folded, pos) if town_re else None
+        # Search again only once pos has passed the last hit (or no hit is left): linear in the text.
+        if match is _NOT_YET or (match and match.start() < pos):
+            match = _ALIAS_RE.search(folded, pos)
+        if town is _NOT_YET or (town and town.start() < pos):
+            town = town_re.search(folded, pos) if town_re else None
         if town and (not match or town.start() < match.start()):
             mentions.append(Mention(town.group(0), "", town.start(), town.end()))
             pos = town.end()

@@ -22,7 +22,8 @@ TEXT_EXTENSIONS = (".txt", ".md")
 EXTENSIONS = (*TEXT_EXTENSIONS, ".docx", ".pdf")
 # A .docx is a zip: refuse one whose members declare more than this many bytes unpacked
 # (zipfile never inflates past a member's declared size, so checking the declarations suffices).
-MAX_UNZIPPED_BYTES = 256 * 1024 * 1024
+# python-docx holds every part in memory and parses the XML ones, so this bounds its memory.
+MAX_UNZIPPED_BYTES = 64 * 1024 * 1024
 MAX_ZIP_RATIO = 200          # and any large member packed more than 200 : 1
 _RATIO_CHECK_FROM = 8 * 1024 * 1024
 _MAX_CONTROL_SHARE = 0.05    # more control characters than this: a binary file
@@ -66,7 +67,7 @@ def load_report(path: Path, *, max_bytes: int, file: str | None = None) -> Loade
     elif suffix == ".docx":
         text, encoding = _docx_text(data, file), "docx"
     else:
-        text, encoding = _pdf_text(data, file), "pdf"
+        text, encoding = _pdf_text(data, file, max_chars=max_bytes), "pdf"
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise BadFileError(f"{file}: the file holds no text, only white space. Export the report again with its text.")
@@ -151,8 +152,10 @@ def _row_text(row) -> str:
     return " | ".join(cells)
 
 
-def _pdf_text(data: bytes, file: str) -> str:
-    """Text of a PDF's pages joined by "\\n"; scanned (image-only) and locked PDFs are refused."""
+def _pdf_text(data: bytes, file: str, max_chars: int) -> str:
+    """Text of a PDF's pages joined by "\\n"; scanned (image-only) and locked PDFs are refused,
+    and so is one that unpacks to more than max_chars characters of text (pypdf itself caps
+    each stream it inflates)."""
     from pypdf import PdfReader
     from pypdf.errors import DependencyError
 
@@ -161,7 +164,15 @@ def _pdf_text(data: bytes, file: str) -> str:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise BadFileError(locked)
-        pages = [page.extract_text() or "" for page in reader.pages]
+        pages, size = [], 0
+        for page in reader.pages:
+            pages.append(page.extract_text() or "")
+            size += len(pages[-1])
+            if size > max_chars:
+                raise BadFileError(
+                    f"{file}: the PDF unpacks to more than {max_chars:,} characters of text, far more than a "
+                    "report holds. Split it or export the text of the report."
+                )
     except BadFileError:
         raise
     except DependencyError as err:  # AES encryption without a crypto library installed

@@ -22,6 +22,7 @@ from rag.text import fold
 
 SIDECAR_SUFFIX = ".meta.yaml"
 FIELDS = ("district", "year", "body", "title")
+FIRST_YEAR, LAST_YEAR = 1900, 2099  # a report's year; Chroma stores it as a 64-bit integer
 
 _YEAR = re.compile(r"(?<![\d\-–—~～至到])((?:19|20)\d{2})\s*年")
 _TITLE_YEAR = re.compile(r"(?<![\d\-–—~～至到])((?:19|20)\d{2})(?![\d\-–—~～至到])")  # 「2024法治政府…」
@@ -178,10 +179,12 @@ def _validate_fields(raw: dict, origin: str, fix: str) -> dict:
     for key, value in raw.items():
         if key == "year":
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                if isinstance(value, str) and value.strip().isdigit():
+                if isinstance(value, str) and re.fullmatch(r"[0-9]{4}", value.strip()):
                     value = int(value)
                 else:
                     raise BadFileError(f"{origin}: year must be a whole number like 2024, not {value!r}. {fix}")
+            if value is not None and not FIRST_YEAR <= value <= LAST_YEAR:
+                raise BadFileError(f"{origin}: year {value} is not between {FIRST_YEAR} and {LAST_YEAR}. {fix}")
         elif not isinstance(value, str):
             raise BadFileError(f"{origin}: {key} must be text, not {value!r}. {fix}")
         else:

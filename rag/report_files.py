@@ -18,6 +18,10 @@ from rag.metadata import sidecar_path, write_sidecar
 from rag.pipeline import Pipeline
 
 
+# An upload's name in UTF-8 bytes: file systems allow 255, and ".meta.yaml.partial" must still fit.
+MAX_NAME_BYTES = 200
+
+
 def _not_found(file: str) -> ReportNotFoundError:
     return ReportNotFoundError(f"知识库中没有报告 '{file}'：see GET /api/reports for the names.")
 
@@ -44,16 +48,24 @@ class ReportFiles:
         return file
 
     def upload_name(self, filename: str | None) -> str:
-        """A safe file name for an upload: no folders, odd characters replaced, a known extension."""
+        """A safe file name for an upload: no folders, odd characters replaced, a known extension.
+
+        Shell characters, spaces and control characters become "_"; a leading "-" or "." is
+        dropped (no option-like or hidden names); the name is cut to MAX_NAME_BYTES.
+        """
         name = PurePosixPath(self.check_name((filename or "").strip()).replace("\\", "/")).name
-        name = re.sub(r"[^\w.\-()（）·]+", "_", name).lstrip("._")
+        name = re.sub(r"[^\w.\-()（）·]+", "_", name).lstrip("._-")
         suffix = PurePosixPath(name).suffix.lower()
         if suffix not in self.extensions:
             raise BadFileError(
                 f"不支持的文件类型 '{suffix or filename}'：请上传 {' '.join(self.extensions)} 文件。"
             )
-        stem = name[: -len(suffix)][:120] or "report"
-        return stem + suffix
+        stem = name[: -len(suffix)].encode()[: MAX_NAME_BYTES - len(suffix)].decode(errors="ignore")
+        return (stem or "report") + suffix
+
+    def too_large(self, name: str = "上传的文件") -> UploadTooLargeError:
+        """The error for an upload over server.max_upload_mb."""
+        return UploadTooLargeError(f"{name} 太大：超过上限 {self.max_mb:g} MB（server.max_upload_mb）。请拆分或压缩后再上传。")
 
     def add(self, filename: str | None, source: BinaryIO, progress=None) -> dict:
         """Save an upload under the reports folder and ingest it; a rejected file is not kept."""
@@ -67,9 +79,7 @@ class ReportFiles:
                 while block := source.read(1 << 20):
                     size += len(block)
                     if size > self.max_bytes:
-                        raise UploadTooLargeError(
-                            f"{name} 太大：超过上限 {self.max_mb:g} MB（server.max_upload_mb）。请拆分或压缩后再上传。"
-                        )
+                        raise self.too_large(name)
                     out.write(block)
             previous = path.with_name(name + ".previous")
             had_previous = path.exists()

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 
 from rag.schema import SECTION_SEPARATOR
-from rag.text import fold
+from rag.text import fold, instruction_spans
 
 _CN_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_NUM = "[一二三四五六七八九十]{1,3}"
@@ -95,11 +95,17 @@ class _Line:
 
 
 def _lines(text: str) -> list[_Line]:
+    """The lines of text; one holding an order to a language model (rag.text.instruction_spans)
+    gets no folded text, so it is never a heading and its words never reach a section path."""
     lines, pos = [], 0
     folded = fold(text)
+    orders, n = instruction_spans(text), 0
     for raw in text.splitlines(keepends=True):
         body = raw.rstrip("\r\n")
-        lines.append(_Line(pos, pos + len(raw), body, folded[pos : pos + len(body)]))
+        while n < len(orders) and orders[n][1] <= pos:
+            n += 1
+        ordered = n < len(orders) and orders[n][0] < pos + len(body)
+        lines.append(_Line(pos, pos + len(raw), body, "" if ordered else folded[pos : pos + len(body)]))
         pos += len(raw)
     return lines
 
@@ -111,6 +117,18 @@ def _l1_indexes(lines: list[_Line]) -> list[int]:
     previous = 0
     list_previous = None  # a 「一、二、…」 list inside a part, once one has started
     arabic_items = set()  # ordinals of 「1、」 lines seen since the last L1
+    upcoming = 0          # into chinese: the first L1 line that may still follow a heading
+
+    def later(i: int) -> int | None:
+        """The ordinal of the first 「一、」 line after line i numbered past `previous`.
+
+        Both i and previous only grow, so the search resumes where it stopped: linear in all.
+        """
+        nonlocal upcoming
+        while upcoming < len(chinese) and (chinese[upcoming][0] <= i or chinese[upcoming][1] <= previous):
+            upcoming += 1
+        return chinese[upcoming][1] if upcoming < len(chinese) else None
+
     for i, line in enumerate(lines):
         if match := _L1.match(line.folded):
             ordinal = cn_number(match.group(1))
@@ -123,13 +141,12 @@ def _l1_indexes(lines: list[_Line]) -> list[int]:
                 list_previous = ordinal
         elif (match := _L1_ARABIC.match(line.folded)) and found:
             ordinal = int(match.group(1))
-            later = next((o for j, o in chinese if j > i and o > previous), None)
             heading_like = len(line.text.strip()) <= 40 and not _HEADING_END.search(line.folded)
             if (
                 ordinal == previous + 1
                 and heading_like
                 and ordinal - 1 not in arabic_items
-                and (later is None or later == ordinal + 1)
+                and later(i) in (None, ordinal + 1)
             ):
                 found.append(i)
                 previous, list_previous, arabic_items = ordinal, None, set()

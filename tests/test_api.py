@@ -19,7 +19,6 @@ from rag.feedback import FeedbackStore
 from rag.pipeline import Pipeline
 from rag.settings import load_settings
 from tests.conftest import SEEDS, UPLOAD_REPORT, make_kb
-from ui.app import chip_label, render_answer, render_passage
 
 QUESTION = "九龙坡区2025年实施首违不罚、轻微免罚的案件有多少件？"
 RONGCHANG = "003_190862aaa87d2635.txt"
@@ -491,6 +490,8 @@ def test_ui_is_mounted_at_root_beside_the_api(seeded_pipeline):
 
 
 def test_render_answer_makes_escaped_clickable_chips(seeded_pipeline):
+    from ui.app import chip_label, render_answer  # Gradio loads slowly: only where it is needed
+
     answer = seeded_pipeline.ask(QUESTION)
     answer.answer = answer.answer + "<script>x</script>"
     html = render_answer(answer)
@@ -503,5 +504,7 @@ def test_render_answer_makes_escaped_clickable_chips(seeded_pipeline):
 
 
 def test_render_passage_marks_the_quote():
+    from ui.app import render_passage
+
     html = render_passage({"file": "a.txt", "before": "前文<b>", "quote": "引用的话", "after": "后文"}, "〔荣昌区 · 2024 · 一、…〕")
     assert "<mark>引用的话</mark>" in html and "&lt;b&gt;" in html and "〔荣昌区 · 2024 · 一、…〕" in html

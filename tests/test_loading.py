@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tracemalloc
 import zipfile
 
 import docx
@@ -21,8 +22,8 @@ MB = 1_000_000
 REPORT = "区司法局关于2024年法治政府建设情况的报告\r\n一、主要举措\r\n全年调解矛盾纠纷1.16万件，调解成功率为99.8％。\r\n"
 
 
-def _pdf(text: str | None, password: str | None = None) -> bytes:
-    """A one-page PDF, with `text` in Helvetica (ASCII only) or blank."""
+def pdf_bytes(text: str | None, password: str | None = None, compress: bool = False) -> bytes:
+    """A one-page PDF, with `text` in Helvetica (ASCII only) or blank; its content deflated if `compress`."""
     writer = PdfWriter()
     page = writer.add_blank_page(300, 200)
     if text is not None:
@@ -37,6 +38,8 @@ def _pdf(text: str | None, password: str | None = None) -> bytes:
         stream = StreamObject()
         stream.set_data(f"BT /F1 12 Tf 20 100 Td ({text}) Tj ET".encode())
         page[NameObject("/Contents")] = writer._add_object(stream)
+        if compress:
+            page.compress_content_streams()
     if password:
         writer.encrypt(password, algorithm="RC4-128")
     out = io.BytesIO()
@@ -44,7 +47,7 @@ def _pdf(text: str | None, password: str | None = None) -> bytes:
     return out.getvalue()
 
 
-def _docx(paragraphs: list[str], table: list[list[str]] | None = None) -> bytes:
+def docx_bytes(paragraphs: list[str], table: list[list[str]] | None = None) -> bytes:
     document = docx.Document()
     for text in paragraphs:
         document.add_paragraph(text)
@@ -100,14 +103,14 @@ def test_gbk_is_detected(tmp_path, codec):
 
 
 def test_docx_paragraphs_and_tables_in_order(tmp_path):
-    data = _docx(["区司法局关于2024年法治政府建设情况的报告", "一、主要举措"], [["项目", "件数"], ["调解", "11228"]])
+    data = docx_bytes(["区司法局关于2024年法治政府建设情况的报告", "一、主要举措"], [["项目", "件数"], ["调解", "11228"]])
     report = load_report(_write(tmp_path, "r.docx", data), max_bytes=MB)
     assert report.text == "区司法局关于2024年法治政府建设情况的报告\n一、主要举措\n项目 | 件数\n调解 | 11228"
     assert report.encoding == "docx"
 
 
 def test_text_pdf(tmp_path):
-    report = load_report(_write(tmp_path, "r.pdf", _pdf("Rule of law report 2024")), max_bytes=MB)
+    report = load_report(_write(tmp_path, "r.pdf", pdf_bytes("Rule of law report 2024")), max_bytes=MB)
     assert "Rule of law report 2024" in report.text and report.encoding == "pdf"
 
 
@@ -160,7 +163,7 @@ def test_binary_of_control_characters(tmp_path):
 
 
 def test_truncated_docx(tmp_path):
-    data = _docx(["一、主要举措", "正文。"])
+    data = docx_bytes(["一、主要举措", "正文。"])
     _refused(_write(tmp_path, "r.docx", data[: len(data) // 2]), "damaged")
 
 
@@ -168,36 +171,60 @@ def test_docx_that_is_not_a_zip(tmp_path):
     _refused(_write(tmp_path, "r.docx", REPORT.encode()), "damaged")
 
 
-def _bomb(size: int) -> bytes:
+def zip_bomb(size: int) -> bytes:
+    """A .docx-shaped zip whose document.xml is `size` zero bytes, packed about 1000 : 1 (written in
+    blocks, so making it takes no `size` of memory)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("[Content_Types].xml", "<Types/>")
-        archive.writestr("word/document.xml", b"\0" * size)
+        with archive.open("word/document.xml", "w", force_zip64=True) as member:
+            for _ in range(size // MB):
+                member.write(bytes(MB))
+            member.write(bytes(size % MB))
     return out.getvalue()
 
 
 def test_zip_bomb_docx_by_total_size(tmp_path, monkeypatch):
     monkeypatch.setattr(loading, "MAX_UNZIPPED_BYTES", 2 * MB)
-    data = _bomb(3 * MB)
+    data = zip_bomb(3 * MB)
     assert len(data) < 20_000
     _refused(_write(tmp_path, "r.docx", data), "zip bomb")
 
 
 def test_zip_bomb_docx_by_ratio(tmp_path, monkeypatch):
     monkeypatch.setattr(loading, "_RATIO_CHECK_FROM", 1 * MB)
-    _refused(_write(tmp_path, "r.docx", _bomb(2 * MB)), "zip bomb")
+    _refused(_write(tmp_path, "r.docx", zip_bomb(2 * MB)), "zip bomb")
+
+
+@pytest.mark.parametrize("size", [12 * MB, 80 * MB])  # over the ratio check; over the total as well
+def test_zip_bomb_docx_is_refused_unopened_with_the_real_limits(tmp_path, size):
+    path = _write(tmp_path, "r.docx", zip_bomb(size))
+    assert path.stat().st_size < 100_000
+    tracemalloc.start()
+    try:
+        _refused(path, "zip bomb")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * MB  # nothing was inflated
+
+
+def test_pdf_that_unpacks_to_more_text_than_its_size_limit(tmp_path):
+    path = _write(tmp_path, "r.pdf", pdf_bytes("Rule of law report 2024 " * 2000, compress=True))
+    assert path.stat().st_size < 5000
+    _refused(path, "more than 5,000 characters", max_bytes=5000)
 
 
 def test_pdf_without_text(tmp_path):
-    _refused(_write(tmp_path, "r.pdf", _pdf(None)), "no text layer")
+    _refused(_write(tmp_path, "r.pdf", pdf_bytes(None)), "no text layer")
 
 
 def test_password_protected_pdf(tmp_path):
-    _refused(_write(tmp_path, "r.pdf", _pdf("secret text", password="s3cret")), "password-protected")
+    _refused(_write(tmp_path, "r.pdf", pdf_bytes("secret text", password="s3cret")), "password-protected")
 
 
 def test_truncated_pdf(tmp_path):
-    data = _pdf("Rule of law report 2024")
+    data = pdf_bytes("Rule of law report 2024")
     _refused(_write(tmp_path, "r.pdf", data[: len(data) // 3]), "damaged", "no text layer")
 
 
