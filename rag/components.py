@@ -19,7 +19,7 @@ def build_embeddings(settings: Settings):
     try:
         return HuggingFaceEmbeddings(
             model_name=model,
-            model_kwargs={"device": e.device},
+            model_kwargs={"device": e.device, "model_kwargs": {"dtype": embedding_dtype(e.dtype)}},
             encode_kwargs={"normalize_embeddings": True, "batch_size": e.batch_size, "prompt": e.passage_prompt},
             query_encode_kwargs={"normalize_embeddings": True, "prompt": e.query_prompt},
         )
@@ -28,6 +28,16 @@ def build_embeddings(settings: Settings):
             f"Embedding model '{e.model}' could not be loaded ({err}). Offline, use the default "
             "`e5-small-offline` (built by `fazhi models prepare`) or a local folder."
         ) from err
+
+
+def embedding_dtype(setting: str):
+    """The torch dtype for embedding.dtype; auto picks bfloat16 only where the CPU has it natively."""
+    import torch
+
+    if setting == "auto":
+        native = torch.backends.cpu.get_cpu_capability() == "AVX512" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        setting = "bfloat16" if native else "float32"
+    return getattr(torch, setting)
 
 
 def build_chroma_client(settings: Settings):
@@ -49,14 +59,19 @@ def build_chroma_client(settings: Settings):
     return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=client_settings)
 
 
-def build_chat_model_factories(settings: Settings) -> dict:
-    """provider → factory returning (LangChain chat model, model name); built only when used."""
+def build_chat_model_factories(settings: Settings, local_server=None) -> dict:
+    """provider → factory returning (LangChain chat model, model name); built only when used.
+
+    Every call of the local factory shares one LocalLLMServer, so calling it again after the
+    server died restarts that server rather than starting a second one.
+    """
 
     def local():
         from rag.local_llm import LocalLLMServer, chat_model_for_local
 
-        server = LocalLLMServer(settings)
-        return chat_model_for_local(server, settings), settings.llm.local.model_file
+        nonlocal local_server
+        local_server = local_server or LocalLLMServer(settings)
+        return chat_model_for_local(local_server, settings), settings.llm.local.model_file
 
     def openai():
         from langchain_openai import ChatOpenAI
@@ -67,7 +82,8 @@ def build_chat_model_factories(settings: Settings) -> dict:
             raise ConfigError(f"Provider 'openai' needs an API key in the environment variable {o.api_key_env}.")
         model = ChatOpenAI(
             base_url=o.base_url, model=o.model, api_key=key, temperature=settings.llm.temperature,
-            max_tokens=settings.llm.max_tokens, timeout=settings.llm.timeout_s, max_retries=1,
+            max_tokens=settings.llm.max_tokens, timeout=settings.llm.timeout_s,
+            max_retries=settings.llm.max_retries,
         )
         return model, o.model
 

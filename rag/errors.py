@@ -31,6 +31,18 @@ class IngestError(RagError):
     http_status = 500
 
 
+class IngestBusyError(IngestError):
+    """Another ingest holds the data folder's lock."""
+
+    http_status = 409
+
+
+class IndexUnavailableError(RagError):
+    """The Chroma server does not answer; questions work again once it is back."""
+
+    http_status = 503
+
+
 class IndexMissingError(RagError):
     """Nothing has been ingested yet."""
 

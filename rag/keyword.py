@@ -57,8 +57,10 @@ class KeywordIndex:
         years: list[int] | None = None,
     ) -> list[tuple[str, float]]:
         """Best (chunk id, score) pairs for query, best first; only positive scores."""
+        if not self.ids:
+            return []
         tokens = [t for t in tokenize(query) if t in self._vocab]
-        if not self.ids or not tokens:
+        if not tokens:
             return []
         mask = np.ones(len(self.ids), dtype=bool)
         if districts:

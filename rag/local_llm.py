@@ -176,6 +176,6 @@ def chat_model_for_local(server: LocalLLMServer, settings: Settings) -> ChatOpen
         temperature=settings.llm.temperature,
         max_tokens=settings.llm.max_tokens,
         timeout=settings.llm.timeout_s,
-        max_retries=1,
+        max_retries=settings.llm.max_retries,
         extra_body={"cache_prompt": True},
     )

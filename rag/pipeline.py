@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rag.answering import ExtractiveAnswerer, LLMAnswerer, finish_answer, not_covered_answer
-from rag.errors import ConfigError, QuestionError, QuestionTooLongError
+from rag.errors import ConfigError, IndexUnavailableError, LLMUnavailableError, QuestionError, QuestionTooLongError
 from rag.evidence import select_excerpts
 from rag.retrieval import HybridRetriever, Passage, Route, covered_summary, rewrite_follow_up, route_question
 from rag.schema import Answer
@@ -16,6 +16,7 @@ from rag.store import IngestSummary, KnowledgeBase
 from rag.tokens import count_tokens, ensure_tiktoken_cache
 
 PROVIDERS = ("local", "openai", "extractive")
+_INDEX_VERSION_ATTEMPTS = 3  # retrievals per question when ingests keep committing meanwhile
 
 
 class Pipeline:
@@ -23,7 +24,8 @@ class Pipeline:
 
     Components are injected; `from_settings` builds the real ones. `chat_models` maps a
     provider name to a zero-argument factory of its LangChain chat model, so the local
-    LLM server starts only when a question first needs it.
+    LLM server starts only when a question first needs it. An answerer whose model stops
+    answering is dropped, so the next question builds it again (restarting a dead local server).
     """
 
     def __init__(self, settings: Settings, kb: KnowledgeBase, chat_models: dict | None = None):
@@ -93,8 +95,23 @@ class Pipeline:
 
     def retrieve(self, question: str, history=None, filters: dict | None = None, k: int | None = None) -> list[Passage]:
         """Ranked passages for a question, as the answerer would see them."""
-        manifest = self.kb.require_reports()
-        return self.retriever.retrieve(self.route(question, history, filters, manifest), manifest, k)
+        return self._retrieve(question, history, filters, k)[2]
+
+    def _retrieve(self, question, history, filters, k=None) -> tuple[dict, Route, list[Passage]]:
+        """(manifest, route, passages), all of one index version.
+
+        An ingest that commits meanwhile may collect chunks of the manifest read first, so
+        the manifest is read again afterwards and the search redone on a change.
+        """
+        for _ in range(_INDEX_VERSION_ATTEMPTS):
+            manifest = self.kb.require_reports()
+            route = self.route(question, history, filters, manifest)
+            passages = self.retriever.retrieve(route, manifest, k)
+            if self.kb.still_valid(manifest, self.kb.manifest()):
+                return manifest, route, passages
+        raise IndexUnavailableError(
+            f"知识库正在更新: the index changed {_INDEX_VERSION_ATTEMPTS} times during this question; ask again."
+        )
 
     def ask(self, question: str, history=None, filters: dict | None = None, provider: str | None = None) -> Answer:
         """Answer a question with citations."""
@@ -108,26 +125,28 @@ class Pipeline:
         """Yield text deltas as they are written, then the final Answer."""
         started = time.perf_counter()
         answerer = self.answerer(provider)
-        manifest = self.kb.require_reports()
-        route = self.route(question, history, filters, manifest)
+        manifest, route, passages = self._retrieve(question, history, filters)
         if route.not_covered:
             answer = not_covered_answer(route.not_covered, answerer.name, answerer.model)
             answer.timings.total_ms = _ms(started)
             yield answer.answer
             yield answer
             return
-        passages = self.retriever.retrieve(route, manifest)
         retrieved = time.perf_counter()
         budget = (self.settings.answer.extractive_context_tokens if answerer.name == "extractive"
                   else self.settings.llm.context_tokens)
         excerpts = select_excerpts(route.question, passages, budget, count_tokens)
         first_token = None
         parts = []
-        for delta in answerer.stream(route.question, excerpts):
-            if first_token is None:
-                first_token = time.perf_counter()
-            parts.append(delta)
-            yield delta
+        try:
+            for delta in answerer.stream(route.question, excerpts):
+                if first_token is None:
+                    first_token = time.perf_counter()
+                parts.append(delta)
+                yield delta
+        except LLMUnavailableError:
+            self._answerers.pop(answerer.name, None)
+            raise
         searched = _searched(route, manifest)
         answer = finish_answer(route.question, "".join(parts), excerpts, answerer.name, answerer.model, searched)
         answer.timings.retrieve_ms = _ms(started, retrieved)

@@ -27,6 +27,7 @@ class EmbeddingSettings(_Section):
     passage_prompt: str = "passage: "
     batch_size: int = Field(32, ge=1)
     device: str = "cpu"
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
 
 
 class ChromaSettings(_Section):
@@ -72,6 +73,7 @@ class LLMSettings(_Section):
     temperature: float = Field(0.0, ge=0)
     max_tokens: int = Field(384, ge=16)
     timeout_s: float = Field(120, gt=0)
+    max_retries: int = Field(1, ge=0, le=5)
     context_tokens: int = Field(260, ge=50)
     local: LocalLLMSettings = LocalLLMSettings()
     openai: OpenAISettings = OpenAISettings()

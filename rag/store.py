@@ -5,37 +5,66 @@ one named in the manifest. An ingest adds the new version's chunks first, then
 swaps the manifest (one Chroma record, replaced in one write), then deletes what
 the old manifest named. A killed ingest therefore leaves only unreferenced
 chunks behind: queries never see them, and the next ingest reuses or removes them.
+A question that reads the manifest just before a swap may find some of its chunks
+collected; the pipeline checks the manifest again after retrieval and retries.
 The keyword index is derived from Chroma and cached on disk per manifest version,
 so every process sharing a Chroma server rebuilds it when the manifest changes.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import json
+import logging
+import os
 import shutil
+import socket
 import threading
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import filelock
+import httpx
+from chromadb.errors import InternalError as ChromaInternalError
 from langchain_chroma import Chroma
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from rag import schema
 from rag.chunking import chunk_report
-from rag.errors import BadFileError, IndexMissingError, IngestError, RagError
+from rag.errors import (
+    BadFileError,
+    IndexMissingError,
+    IndexUnavailableError,
+    IngestBusyError,
+    IngestError,
+    RagError,
+)
 from rag.keyword import KeywordIndex
 from rag.loading import LoadedReport, load_report
 from rag.metadata import ReportMeta, report_metadata
 
 MANIFEST_ID = "manifest"
+LEASE_ID = "ingest-lease"
+_LEASE_S = 300.0        # renewed after every embedded batch; a killed ingest's lease lapses after this
+_LEASE_SETTLE_S = 0.2   # two ingests taking the lease at once: the last write wins, and both read it
 _REPORT_TEXT_PREFIX = "report:"
 _KEEP_KEYWORD_VERSIONS = 3
+_KEYWORD_VERSIONS_IN_MEMORY = 2  # the live one, and the one a question begun before a swap still reads
+_UNREACHABLE = (httpx.TransportError, ConnectionError)  # a Chroma server that is down or cut off
+# Write failures the user fixes on the machine: disk full, read-only folder, quota, file size limit.
+_DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
+_LOW_DISK_BYTES = 16 * 2**20   # below this, a failed write is put down to a full disk
+_MIN_FREE_TO_START = 2**20      # an ingest does not start below this
+
+logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -85,6 +114,19 @@ def chunk_from_indexed(text: str, metadata: dict) -> Document:
     return Document(page_content=text[len(metadata[schema.HEADER]) + 1 :], metadata=dict(metadata))
 
 
+def _reads_chroma(method):
+    """A KnowledgeBase method whose Chroma server being unreachable becomes IndexUnavailableError."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except _UNREACHABLE as err:
+            raise IndexUnavailableError(self.unreachable_message(err)) from err
+
+    return call
+
+
 class KnowledgeBase:
     """Reports in Chroma plus a keyword index; ingest, remove, list and search them."""
 
@@ -100,6 +142,7 @@ class KnowledgeBase:
         chunk_tokens: int = 220,
         overlap_tokens: int = 40,
         embed_batch_size: int = 32,
+        shared_store: bool | None = None,
     ):
         self.client = client
         self.embeddings = embeddings
@@ -116,26 +159,59 @@ class KnowledgeBase:
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
         self.embed_batch_size = embed_batch_size
-        self._keyword: tuple[str, KeywordIndex] | None = None
+        self._keywords: OrderedDict[str, KeywordIndex] = OrderedDict()
         self._keyword_lock = threading.Lock()
+        self._embedded = bool(client.get_settings().is_persistent)
+        # Other data folders (other hosts) may ingest into the store: a Chroma server, by default.
+        self._shared = not self._embedded if shared_store is None else shared_store
+        self._vectors_checked: set[str] = set()
+        self._lease_owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._manifest_cache: tuple[str, dict] | None = None
+
+    def unreachable_message(self, err: Exception) -> str:
+        """What to do when the Chroma server does not answer."""
+        c = self.client.get_settings()
+        where = f"{c.chroma_server_host}:{c.chroma_server_http_port}"
+        return (
+            f"Chroma 服务不可用: the Chroma server at {where} does not answer ({type(err).__name__}: {err}). "
+            f"Start it again (`chroma run --path DIR --host {c.chroma_server_host} --port "
+            f"{c.chroma_server_http_port}`); questions work again once it answers, without restarting fazhi."
+        )
 
     # ---- manifest ---------------------------------------------------------------
 
+    @_reads_chroma
     def manifest(self) -> dict:
-        """The committed manifest: {"version": str, "reports": {file: {...}}}."""
-        got = self._meta.get(ids=[MANIFEST_ID], include=["documents"])
+        """The committed manifest: {"version": str, "pending": bool, "reports": {file: {...}}}.
+
+        `pending` is true while the store may hold chunks the manifest does not name (an ingest
+        adding them, or one that was killed): searches then filter on report versions.
+        The manifest is read whole only when its stamp changed; callers must not modify it.
+        """
+        got = self._meta.get(ids=[MANIFEST_ID], include=["metadatas"])
         if not got["ids"]:
-            return {"version": "", "reports": {}}
-        return json.loads(got["documents"][0])
+            return {"version": "", "pending": False, "reports": {}}
+        cached = self._manifest_cache
+        if cached and cached[0] == got["metadatas"][0].get("stamp"):
+            return cached[1]
+        got = self._meta.get(ids=[MANIFEST_ID], include=["documents", "metadatas"])
+        manifest = {"pending": True, **json.loads(got["documents"][0])}
+        self._manifest_cache = (got["metadatas"][0].get("stamp"), manifest)
+        return manifest
 
     def _commit_manifest(self, manifest: dict) -> None:
-        version = manifest["version"]
         self._meta.upsert(
             ids=[MANIFEST_ID],
             embeddings=[[1.0]],
             documents=[json.dumps(manifest, ensure_ascii=False)],
-            metadatas=[{"kind": "manifest", "version": version}],
+            metadatas=[{"kind": "manifest", "version": manifest["version"], "pending": manifest["pending"],
+                        "stamp": uuid.uuid4().hex}],
         )
+
+    @staticmethod
+    def still_valid(read: dict, now: dict) -> bool:
+        """Whether a search made under manifest `read` holds under manifest `now`, read after it."""
+        return now["version"] == read["version"] and (read["pending"] or not now["pending"])
 
     def reports(self) -> list[dict]:
         """One row per live report: file, district, year, title, body, chunks."""
@@ -145,6 +221,7 @@ class KnowledgeBase:
             for row in sorted(rows.values(), key=lambda r: r["file"])
         ]
 
+    @_reads_chroma
     def report_text(self, file: str) -> str:
         """The original text of a live report."""
         row = self.manifest()["reports"].get(file)
@@ -155,15 +232,17 @@ class KnowledgeBase:
             raise IndexMissingError(f"The text of {file} is missing from the index: run `fazhi ingest` again.")
         return got["documents"][0]
 
-    def live_filter(self, manifest: dict, districts: list[str] | None = None, years: list[int] | None = None) -> dict:
+    def live_filter(self, manifest: dict, districts: list[str] | None = None,
+                    years: list[int] | None = None) -> dict | None:
         """A Chroma `where` that admits only live chunks, optionally of some districts and years."""
-        versions = [r["version"] for r in manifest["reports"].values()]
-        clauses = [{schema.FILE_HASH: {"$in": versions}}]
+        clauses = []
+        if manifest["pending"]:  # a filter on thousands of versions is slow: only when needed
+            clauses.append({schema.FILE_HASH: {"$in": [r["version"] for r in manifest["reports"].values()]}})
         if districts:
             clauses.append({schema.DISTRICT: {"$in": list(districts)}})
         if years:
             clauses.append({schema.YEAR: {"$in": list(years)}})
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+        return {"$and": clauses} if len(clauses) > 1 else (clauses[0] if clauses else None)
 
     # ---- search -----------------------------------------------------------------
 
@@ -174,19 +253,49 @@ class KnowledgeBase:
             raise IndexMissingError("知识库为空：请先运行 fazhi ingest（或在 知识库 页上传报告）。")
         return manifest
 
+    @_reads_chroma
     def dense_search(
         self, query: str, k: int, manifest: dict, districts=None, years=None
     ) -> list[tuple[Document, float]]:
         """Chunks nearest to query by embedding, with cosine similarity, best first."""
-        found = self.vectors.similarity_search_with_score(
-            query, k=k, filter=self.live_filter(manifest, districts, years)
-        )
+        embedding = self.embeddings.embed_query(query)
+        try:
+            self._check_vectors_loaded(embedding, manifest)
+            found = self.vectors.similarity_search_by_vector_with_relevance_scores(
+                embedding, k=k, filter=self.live_filter(manifest, districts, years)
+            )
+        except ChromaInternalError as err:
+            if "finding id" not in str(err):
+                raise
+            raise _changed_by_another_process(str(err)) from err
         return [(chunk_from_indexed(d.page_content, d.metadata), 1.0 - dist) for d, dist in found]
+
+    def _check_vectors_loaded(self, embedding: list[float], manifest: dict) -> None:
+        """Once per manifest version, in embedded mode: ask for every live chunk.
+
+        Embedded Chroma loads a collection's vectors once per process. A top-k search silently
+        skips chunks another process added since; asking for all of them finds fewer, or fails.
+        """
+        total = sum(r["chunks"] for r in manifest["reports"].values())
+        if not self._embedded or not total or manifest["version"] in self._vectors_checked:
+            return
+        try:
+            found = self.vectors._collection.query(
+                query_embeddings=[embedding], n_results=total, where=self.live_filter(manifest), include=[]
+            )["ids"][0]
+        except ChromaInternalError as err:
+            if "finding id" not in str(err):
+                raise
+            found = []
+        if len(found) < total:
+            raise _changed_by_another_process(f"{len(found)} of {total} vectors loaded")
+        self._vectors_checked.add(manifest["version"])
 
     def keyword_search(self, query: str, k: int, manifest: dict, districts=None, years=None) -> list[tuple[str, float]]:
         """(chunk id, BM25 score) pairs, best first."""
         return self.keyword_index(manifest).search(query, k, districts=districts, years=years)
 
+    @_reads_chroma
     def get_chunks(self, ids: list[str]) -> dict[str, Document]:
         """Chunks by id."""
         if not ids:
@@ -197,6 +306,7 @@ class KnowledgeBase:
             for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"])
         }
 
+    @_reads_chroma
     def chunks(self, manifest: dict | None = None) -> list[Document]:
         """Every live chunk, in file and offset order."""
         manifest = manifest or self.manifest()
@@ -207,42 +317,74 @@ class KnowledgeBase:
         return sorted(docs, key=lambda d: (d.metadata[schema.FILE], d.metadata[schema.START]))
 
     def keyword_index(self, manifest: dict) -> KeywordIndex:
-        """The BM25 index of this manifest version: in memory, else on disk, else built from Chroma."""
+        """The BM25 index of this manifest version: in memory, else on disk, else built from Chroma.
+
+        A new build that cannot be saved (disk full, read-only folder) is used from memory.
+        """
+        return self._keyword_index(manifest, must_save=False)
+
+    def _keyword_index(self, manifest: dict, must_save: bool) -> KeywordIndex:
         version = manifest["version"]
         with self._keyword_lock:
-            if self._keyword and self._keyword[0] == version:
-                return self._keyword[1]
+            if version in self._keywords:
+                self._keywords.move_to_end(version)
+                return self._keywords[version]
             folder = self.keyword_dir / version
             if (folder / "chunks.json").exists():
                 index = KeywordIndex.load(folder)
             else:
-                index = self._build_keyword_index(manifest, folder)
-            self._keyword = (version, index)
+                index = self._build_keyword_index(manifest)
+                expected = sum(r["chunks"] for r in manifest["reports"].values())
+                if len(index) != expected:
+                    if must_save:
+                        raise IngestError(
+                            f"Chroma holds {len(index)} chunks of the new index, the manifest names {expected}: "
+                            "nothing was committed; run `fazhi ingest` again."
+                        )
+                    return index  # a replaced manifest whose chunks are being collected: not worth keeping
+                self._save_keyword_index(index, folder, must_save)
+            self._keywords[version] = index
+            while len(self._keywords) > _KEYWORD_VERSIONS_IN_MEMORY:
+                self._keywords.popitem(last=False)
             return index
 
-    def _build_keyword_index(self, manifest: dict, folder: Path) -> KeywordIndex:
+    def _build_keyword_index(self, manifest: dict) -> KeywordIndex:
         docs = self.chunks(manifest)
-        index = KeywordIndex(
+        return KeywordIndex(
             [d.metadata[schema.CHUNK_ID] for d in docs],
             [indexed_text(d) for d in docs],
             [d.metadata[schema.DISTRICT] for d in docs],
             [d.metadata[schema.YEAR] for d in docs],
         )
-        partial = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        index.save(partial)
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)
+
+    def _save_keyword_index(self, index: KeywordIndex, folder: Path, must_save: bool) -> None:
+        """Write into a private folder, then rename: readers and other writers never see a half index."""
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            partial = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:12]}.partial")
+            try:
+                index.save(partial)
+                partial.rename(folder)
+            except OSError:
+                shutil.rmtree(partial, ignore_errors=True)
+                if not (folder / "chunks.json").exists():  # else another process saved it first
+                    raise
+        except OSError as err:
+            if must_save:
+                raise
+            logger.warning("keyword index %s kept in memory only: %s", folder, err)
+            return
         self._prune_keyword_dirs()
-        return index
 
     def _prune_keyword_dirs(self) -> None:
-        folders = sorted(
-            (p for p in self.keyword_dir.iterdir() if p.is_dir() and not p.name.endswith(".partial")),
-            key=lambda p: p.stat().st_mtime,
-            reverse=True,
-        )
-        for old in folders[_KEEP_KEYWORD_VERSIONS:]:
+        """Keep the newest versions; drop partial folders that a killed process left over an hour ago."""
+        folders, partials = [], []
+        for path in self.keyword_dir.iterdir():
+            if path.is_dir():
+                (partials if path.name.endswith(".partial") else folders).append(path)
+        folders.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        stale = [p for p in partials if time.time() - p.stat().st_mtime > 3600]
+        for old in folders[_KEEP_KEYWORD_VERSIONS:] + stale:
             shutil.rmtree(old, ignore_errors=True)
 
     # ---- ingest -----------------------------------------------------------------
@@ -281,7 +423,11 @@ class KnowledgeBase:
 
             total = sum(len(c) for *_, c in pending)
             done = 0
+            if pending:
+                self._check_disk_space()
             try:
+                if pending and not old["pending"]:
+                    self._commit_manifest({**old, "pending": True})  # searches filter from now on
                 for report, meta, version, chunks in pending:
                     done = self._add_chunks(chunks, summary, progress, done, total)
                     self._store_report_text(report, version)
@@ -302,13 +448,48 @@ class KnowledgeBase:
             except RagError:
                 raise
             except Exception as err:  # the old manifest is untouched: the index still answers
-                raise IngestError(
-                    f"Ingest stopped ({type(err).__name__}: {err}); the previous index is unchanged. "
-                    "Fix the cause and run `fazhi ingest` again: finished work is reused."
-                ) from err
+                raise self._ingest_failed(err) from err
+            if not pending:
+                self._collect_garbage(old)  # what a killed ingest left behind
+                if old["pending"] and old["version"]:
+                    self._commit_manifest({**old, "pending": False})
             summary.chunks_total = sum(r["chunks"] for r in reports.values())
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _free_bytes(self) -> int:
+        data_dir = self.keyword_dir.parent
+        return shutil.disk_usage(data_dir).free if data_dir.exists() else _LOW_DISK_BYTES
+
+    def _check_disk_space(self) -> None:
+        """Refuse to start writing on a nearly full disk: Chroma recovers badly from a failed write."""
+        free = self._free_bytes()
+        if free < _MIN_FREE_TO_START:
+            raise IngestError(
+                f"Ingest refused: the disk of {self.keyword_dir.parent} is nearly full ({free // 1024} KB free); "
+                "nothing was changed and the index still answers. Free disk space, then run `fazhi ingest` again."
+            )
+
+    def _ingest_failed(self, err: Exception) -> RagError:
+        """The error for an ingest that stopped halfway, saying what to fix."""
+        unchanged = "the previous index is unchanged and still answers"
+        again = "run `fazhi ingest` again: finished work is reused"
+        if isinstance(err, _UNREACHABLE):
+            return IndexUnavailableError(f"Ingest stopped: {self.unreachable_message(err)} {unchanged}; then {again}.")
+        if isinstance(err, OSError) and err.errno in _DISK_ERRNOS:
+            return IngestError(
+                f"Ingest stopped: cannot write {err.filename or self.keyword_dir.parent} ({err.strerror}); "
+                f"{unchanged}. Free disk space or make the data folder writable, then {again}."
+            )
+        data_dir, free = self.keyword_dir.parent, self._free_bytes()
+        if free < _LOW_DISK_BYTES:  # Chroma's own writes fail with its own words ("compaction", "sqlite")
+            return IngestError(
+                f"Ingest stopped ({type(err).__name__}: {err}): the disk of {data_dir} is full "
+                f"({free // 1024} KB free); {unchanged}. Free disk space, then {again}."
+            )
+        return IngestError(
+            f"Ingest stopped ({type(err).__name__}: {err}); {unchanged}. Fix the cause and {again}."
+        )
 
     def remove(self, file: str) -> None:
         """Take one report out of the index."""
@@ -320,10 +501,11 @@ class KnowledgeBase:
             self._commit(reports)
 
     def _commit(self, reports: dict) -> None:
-        manifest = {"version": _manifest_version(reports), "reports": reports}
-        self.keyword_index(manifest)  # built before the swap, so readers find it ready
+        manifest = {"version": _manifest_version(reports), "pending": True, "reports": reports}
+        self._keyword_index(manifest, must_save=True)  # built before the swap, so readers find it ready
         self._commit_manifest(manifest)
         self._collect_garbage(manifest)
+        self._commit_manifest({**manifest, "pending": False})
 
     def _versioned_chunks(self, report: LoadedReport, meta: ReportMeta, version: str) -> list[Document]:
         chunks = chunk_report(
@@ -347,6 +529,8 @@ class KnowledgeBase:
                 [Document(page_content=indexed_text(c), metadata=c.metadata) for c in batch],
                 ids=[c.metadata[schema.CHUNK_ID] for c in batch],
             )
+            if self._shared:
+                self._renew_lease()
             summary.chunks_embedded += len(batch)
             done += len(batch)
             if progress:
@@ -375,20 +559,89 @@ class KnowledgeBase:
 
     @contextmanager
     def _ingest_lock(self):
-        """Hold the data folder's ingest lock, or refuse at once when another ingest has it."""
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        """Hold the data folder's ingest lock (and the server's lease), or refuse at once.
+
+        The file lock keeps apart ingests of one data folder; with a Chroma server, the lease,
+        a record in Chroma, keeps apart ingests from other data folders or hosts sharing it.
+        """
         lock = filelock.FileLock(str(self.lock_path), timeout=0)
         try:
+            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
             lock.acquire()
         except filelock.Timeout as err:
-            raise IngestError(
+            raise IngestBusyError(
                 "另一个导入正在进行: another ingest holds the lock "
                 f"{self.lock_path}; wait for it to finish, then run `fazhi ingest` again."
             ) from err
+        except OSError as err:
+            raise IngestError(
+                f"Cannot take the ingest lock {self.lock_path} ({err.strerror}): the data folder must be "
+                "writable and have free space; nothing was changed."
+            ) from err
         try:
-            yield
+            if not self._shared:  # an embedded store belongs to one data folder: its file lock is enough
+                yield
+                return
+            self._take_lease()
+            try:
+                yield
+            finally:
+                self._release_lease()
         finally:
             lock.release()
+
+    def _release_lease(self) -> None:
+        try:
+            self._meta.delete(ids=[LEASE_ID], where={"owner": self._lease_owner})
+        except Exception as err:  # a full disk, a server gone: the lease lapses, or this store retakes it
+            logger.warning("could not release the ingest lease (%s); it lapses in %.0f s", err, _LEASE_S)
+
+    def _lease_holder(self) -> dict | None:
+        """The live lease on this collection's ingests, if any: unexpired, and not of a dead local process."""
+        got = self._meta.get(ids=[LEASE_ID], include=["metadatas"])
+        if not got["ids"] or got["metadatas"][0]["until"] <= time.time():
+            return None
+        holder = got["metadatas"][0]
+        host, pid, _ = holder["owner"].rsplit(":", 2)
+        if host == socket.gethostname() and not _process_alive(int(pid)):
+            return None  # killed mid-ingest on this machine: its rerun need not wait for the lease to lapse
+        return holder
+
+    def _renew_lease(self) -> None:
+        self._meta.upsert(ids=[LEASE_ID], embeddings=[[1.0]], metadatas=[
+            {"kind": "lease", "owner": self._lease_owner, "until": time.time() + _LEASE_S}])
+
+    def _take_lease(self) -> None:
+        for attempt in ("take", "check"):
+            holder = self._lease_holder()
+            if holder and holder["owner"] != self._lease_owner:
+                raise IngestBusyError(
+                    f"另一个导入正在进行: {holder['owner'].rsplit(':', 1)[0]} is ingesting into this knowledge "
+                    f"base (a data folder sharing its Chroma store) for up to {holder['until'] - time.time():.0f} s "
+                    "more; wait for it to finish, then run `fazhi ingest` again."
+                )
+            if attempt == "take":
+                self._renew_lease()
+                time.sleep(_LEASE_SETTLE_S)
+
+
+def _changed_by_another_process(detail: str) -> IndexUnavailableError:
+    """Embedded Chroma loads a collection's vectors once per process: another writer needs a restart."""
+    return IndexUnavailableError(
+        "索引已被另一个进程更新: another process (`fazhi ingest`?) changed the embedded Chroma store "
+        f"this process opened earlier ({detail}). Restart this process to read it; next time ingest "
+        "through this process (upload page or POST /api/reports), or use chroma.mode: server."
+    )
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _manifest_version(reports: dict) -> str:

@@ -42,7 +42,7 @@ def settings(tmp_path):
     return load_settings(overrides={"data_dir": str(tmp_path / "data"), "llm.provider": "extractive"})
 
 
-def make_kb(data_dir: Path, embeddings=None, collection: str | None = None) -> KnowledgeBase:
+def make_kb(data_dir: Path, embeddings=None, collection: str | None = None, **options) -> KnowledgeBase:
     """A knowledge base in data_dir with its own Chroma store and a fake embedder.
 
     Name an existing collection to open a second view of the same knowledge base.
@@ -56,6 +56,7 @@ def make_kb(data_dir: Path, embeddings=None, collection: str | None = None) -> K
         collection=collection or f"test-{uuid.uuid4().hex[:8]}",
         keyword_dir=data_dir / "keyword",
         lock_path=data_dir / "ingest.lock",
+        **options,
     )
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from rag import schema
-from rag.errors import IngestError
+from rag.errors import IngestBusyError, IngestError
+from rag.keyword import KeywordIndex
+from rag.store import LEASE_ID, KnowledgeBase
 from tests.conftest import make_kb
 
 
@@ -64,13 +68,45 @@ def test_interrupted_ingest_leaves_old_index_answering(tmp_path, seeds_copy):
     broken = make_kb(tmp_path, _FailingEmbeddings(size=32), collection=kb.vectors._collection.name)
     with pytest.raises(IngestError, match="previous index is unchanged"):
         broken.ingest(files)
-    assert kb.manifest() == old
-    assert kb.keyword_search("调解成功率", 5, kb.manifest()) == old_hits
+    after = kb.manifest()
+    assert {**after, "pending": False} == old and after["pending"]  # unnamed chunks exist: searches filter
+    assert kb.keyword_search("调解成功率", 5, after) == old_hits
     assert {d.metadata[schema.FILE] for d in kb.chunks()} == {f.name for f in files[:2]}
     # the rerun finishes the job, reusing what was embedded, and leaves no orphan
     summary = kb.ingest(files)
     assert len(summary.new) == 3 and summary.chunks_embedded < summary.chunks_total
     assert len(kb.vectors.get(include=[])["ids"]) == summary.chunks_total == len(kb.chunks())
+    assert not kb.manifest()["pending"]
+
+
+def test_ingest_with_nothing_new_collects_what_a_failed_one_left(tmp_path, seeds_copy):
+    kb = make_kb(tmp_path)
+    files = _files(seeds_copy)
+    kb.ingest(files[:2])
+    live = len(kb.chunks())
+    broken = make_kb(tmp_path, _FailingEmbeddings(size=32), collection=kb.vectors._collection.name)
+    with pytest.raises(IngestError):
+        broken.ingest(files)
+    assert len(kb.vectors.get(include=[])["ids"]) > live  # chunks no manifest names
+    summary = kb.ingest(files[:2])
+    assert len(summary.unchanged) == 2 and len(kb.vectors.get(include=[])["ids"]) == live
+    assert not kb.manifest()["pending"] and kb.live_filter(kb.manifest()) is None
+
+
+def test_keyword_index_that_cannot_be_saved_is_used_from_memory(tmp_path, seeds_copy, monkeypatch, caplog):
+    kb = make_kb(tmp_path)
+    kb.ingest(_files(seeds_copy))
+    hits = kb.keyword_search("调解成功率", 5, kb.manifest())
+    other = tmp_path / "read-only"  # another process's data folder: no keyword cache yet
+    fresh = KnowledgeBase(kb.client, kb.embeddings, collection=kb.vectors._collection.name,
+                          keyword_dir=other / "keyword", lock_path=other / "ingest.lock")
+
+    def save(index, folder):
+        raise OSError(30, "Read-only file system", str(folder))
+
+    monkeypatch.setattr(KeywordIndex, "save", save)
+    assert fresh.keyword_search("调解成功率", 5, fresh.manifest()) == hits
+    assert "kept in memory only" in caplog.text and not list((other / "keyword").iterdir())
 
 
 def test_bad_file_is_reported_and_the_rest_goes_on(tmp_path, seeds_copy):
@@ -90,7 +126,8 @@ def test_second_ingest_at_once_is_refused(tmp_path, seeds_copy):
         thread = threading.Thread(target=lambda: _capture(errors, kb.ingest, _files(seeds_copy)))
         thread.start()
         thread.join()
-    assert errors and "另一个导入正在进行" in str(errors[0])
+    assert errors and isinstance(errors[0], IngestBusyError) and errors[0].http_status == 409
+    assert "另一个导入正在进行" in str(errors[0])
     assert kb.manifest()["reports"] == {}
 
 
@@ -109,3 +146,38 @@ def test_remove_takes_one_report_out(tmp_path, seeds_copy):
     assert all(d.metadata[schema.FILE] != "000_cd1dfdaf8535a5bd.txt" for d in kb.chunks())
     with pytest.raises(KeyError):
         kb.remove("nope.txt")
+
+
+def test_ingests_from_two_data_folders_sharing_one_store_are_kept_apart(tmp_path, seeds_copy):
+    """Two data folders (their own file locks) on one Chroma store: the lease refuses the second ingest."""
+    kb_a = make_kb(tmp_path / "a", shared_store=True)
+    kb_b = KnowledgeBase(kb_a.client, kb_a.embeddings, collection=kb_a.vectors._collection.name,
+                         keyword_dir=tmp_path / "b" / "keyword", lock_path=tmp_path / "b" / "ingest.lock",
+                         shared_store=True)
+    reports = sorted(seeds_copy.glob("*.txt"))
+    with kb_a._ingest_lock():
+        with pytest.raises(IngestBusyError, match="另一个导入正在进行.*data folder sharing its Chroma store"):
+            kb_b.ingest(reports[:1])
+    assert kb_b.reports() == []
+    assert kb_b.ingest(reports[:1]).new == [reports[0].name]  # released: the next one goes ahead
+    assert [r["file"] for r in kb_a.reports()] == [reports[0].name]
+
+
+@pytest.mark.parametrize("owner, until", [
+    ("other-host:1:x", -1),                          # lapsed
+    (f"{socket.gethostname()}:999999999:x", 300),   # this machine, process gone (killed)
+])
+def test_the_lease_of_a_killed_ingest_does_not_block(tmp_path, seeds_copy, owner, until):
+    kb = make_kb(tmp_path, shared_store=True)
+    kb._meta.upsert(ids=[LEASE_ID], embeddings=[[1.0]],
+                    metadatas=[{"kind": "lease", "owner": owner, "until": time.time() + until}])
+    assert len(kb.ingest(sorted(seeds_copy.glob("*.txt"))[:1]).new) == 1
+    assert kb._meta.get(ids=[LEASE_ID])["ids"] == []
+
+
+def test_a_live_lease_from_another_host_blocks(tmp_path, seeds_copy):
+    kb = make_kb(tmp_path, shared_store=True)
+    kb._meta.upsert(ids=[LEASE_ID], embeddings=[[1.0]],
+                    metadatas=[{"kind": "lease", "owner": "other-host:1:x", "until": time.time() + 60}])
+    with pytest.raises(IngestBusyError, match="other-host:1 is ingesting"):
+        kb.ingest(sorted(seeds_copy.glob("*.txt"))[:1])
