@@ -19,7 +19,7 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from itertools import chain
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 from fastapi import APIRouter, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -190,22 +190,30 @@ def _openai_error(status: int, message: str, kind: str) -> dict:
 # ---- guards --------------------------------------------------------------------------------
 
 
-def _api_key_guard(env_name: str):
-    """A check of a request's API key against $env_name (none set: every request passes).
+def key_matcher(env_name: str) -> Callable[[str], bool] | None:
+    """A constant-time test of a given key against $env_name, or None when no key is set.
 
     The digests are compared, so the comparison takes the same time whatever the key's length.
     """
     expected = os.environ.get(env_name) or ""
+    if not expected:
+        return None
     expected_digest = hashlib.sha256(expected.encode()).digest()
+    return lambda given: hmac.compare_digest(hashlib.sha256(given.encode()).digest(), expected_digest)
+
+
+def _api_key_guard(env_name: str):
+    """A check of a request's API key against $env_name (none set: every request passes)."""
+    matches = key_matcher(env_name)
 
     def check(request: Request) -> None:
-        if not expected:
+        if matches is None:
             return
         given = request.headers.get("x-api-key") or ""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer":
             given = given or token.strip()
-        if not hmac.compare_digest(hashlib.sha256(given.encode()).digest(), expected_digest):
+        if not matches(given):
             raise UnauthorizedError(
                 f"API key missing or wrong: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY' "
                 f"(the server reads it from ${env_name})."
@@ -455,8 +463,12 @@ def _mount_ui(app: FastAPI, pipeline: Pipeline, files: ReportFiles, feedback: Fe
 
     from ui.app import CSS, build_ui
 
+    server = pipeline.settings.server
+    matches = None if server.ui_public else key_matcher(server.api_key_env)
     gr.mount_gradio_app(
         app, build_ui(pipeline, files=files, feedback=feedback), path="/", css=CSS,
         footer_links=["gradio", "settings"],
-        max_file_size=f"{int(pipeline.settings.server.max_upload_mb * 4)}mb",
+        max_file_size=f"{int(server.max_upload_mb * 4)}mb",
+        auth=(lambda _user, password: matches(password)) if matches else None,
+        auth_message=f"请输入 API 密钥（${server.api_key_env}）作为密码，用户名任意。" if matches else None,
     )

@@ -37,6 +37,8 @@ from rag.tokens import count_tokens as _count_tokens
 
 logger = logging.getLogger(__name__)
 
+# Bump when chunk boundaries or contents change: every report then counts as changed and is re-chunked.
+CHUNKER_VERSION = 2
 _CLAUSE_ENDS = "，,、：:"
 _HEADER_SEPARATOR = " · "
 

@@ -71,10 +71,14 @@ class Pipeline:
     # ---- questions ------------------------------------------------------------------
 
     def check_question(self, question: str) -> str:
-        """The question stripped, or QuestionError when empty or over the length limit."""
+        """The question stripped, or QuestionError when empty, not encodable text or over the length limit."""
         if not isinstance(question, str) or not question.strip():
             raise QuestionError("问题为空：请输入一个问题。")
         question = question.strip()
+        try:
+            question.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise QuestionError(f"问题含有无效字符（位置 {err.start}）：请重新输入。") from err
         limit = self.settings.answer.max_question_chars
         if len(question) > limit:
             raise QuestionTooLongError(f"问题过长（{len(question)} 字，上限 {limit} 字）：请缩短后再问。")

@@ -89,6 +89,7 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
     api_key_env: str = "FAZHI_API_KEY"
+    ui_public: bool = True
     max_upload_mb: float = Field(20, gt=0)
     requests_per_minute: int = Field(120, ge=1)
 

@@ -38,7 +38,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from rag import schema
-from rag.chunking import chunk_report
+from rag.chunking import CHUNKER_VERSION, chunk_report
 from rag.errors import (
     BadFileError,
     IndexMissingError,
@@ -99,9 +99,9 @@ class IngestSummary:
 
 
 def report_version(report: LoadedReport, meta: ReportMeta) -> str:
-    """Hash of a report's bytes and its metadata: a sidecar edit is a new version too."""
+    """Hash of a report's bytes, its metadata and the chunker: a sidecar edit is a new version too."""
     meta_json = json.dumps(meta.__dict__, ensure_ascii=False, sort_keys=True)
-    return hashlib.sha256(f"{report.sha256}\n{meta_json}".encode()).hexdigest()
+    return hashlib.sha256(f"{report.sha256}\n{meta_json}\n{CHUNKER_VERSION}".encode()).hexdigest()
 
 
 def indexed_text(doc: Document) -> str:

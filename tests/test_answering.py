@@ -111,9 +111,11 @@ def test_follow_up_retrieves_the_new_district(seeded_pipeline):
     assert answer.citations and {c.district for c in answer.citations} == {"沙坪坝区"}
 
 
-@pytest.mark.parametrize("question", ["", "   ", "问" * 501])
-def test_bad_questions_are_rejected(seeded_pipeline, question):
-    with pytest.raises(QuestionError):
+@pytest.mark.parametrize("question, says", [
+    ("", "问题为空"), ("   ", "问题为空"), ("问" * 501, "问题过长"), ("荣昌区\ud800纠错率", "无效字符"),
+])
+def test_bad_questions_are_rejected(seeded_pipeline, question, says):
+    with pytest.raises(QuestionError, match=says):
         seeded_pipeline.ask(question)
 
 

@@ -295,3 +295,16 @@ def test_upload_size_limit_comes_from_the_settings(tmp_path):
     assert r.status_code == 413 and "large.txt 太大：超过上限 0.5 MB（server.max_upload_mb）" in r.json()["detail"]
     r = upload(client, "huge.txt", b"a" * 2**20)  # over that too: refused before it is read
     assert r.status_code == 413 and "上限 0.5 MB（server.max_upload_mb）" in r.json()["detail"]
+
+
+def test_a_protected_ui_takes_the_key_as_its_password(tmp_path, monkeypatch):
+    """server.ui_public: false with a key set: Gradio's own routes need a login with the key."""
+    pipeline = own_pipeline(tmp_path, **{"server.ui_public": False})
+    monkeypatch.setenv(pipeline.settings.server.api_key_env, KEY)
+    client = TestClient(create_app(pipeline))
+    for path in ("/config", "/gradio_api/info"):
+        r = client.get(path)
+        assert r.status_code == 401 and "FAZHI_API_KEY" in r.text
+    assert client.post("/login", data={"username": "任意", "password": KEY + "x"}).status_code == 400
+    assert client.post("/login", data={"username": "任意", "password": KEY}).json() == {"success": True}
+    assert client.get("/gradio_api/info").status_code == 200
