@@ -57,6 +57,7 @@ _LEASE_S = 300.0        # renewed after every embedded batch; a killed ingest's 
 _LEASE_SETTLE_S = 0.2   # two ingests taking the lease at once: the last write wins, and both read it
 _REPORT_TEXT_PREFIX = "report:"
 _KEEP_KEYWORD_VERSIONS = 3
+_QUERY_VECTORS_CACHED = 256
 _KEYWORD_VERSIONS_IN_MEMORY = 2  # the live one, and the one a question begun before a swap still reads
 _UNREACHABLE = (httpx.TransportError, ConnectionError)  # a Chroma server that is down or cut off
 # Write failures the user fixes on the machine: disk full, read-only folder, quota, file size limit.
@@ -167,6 +168,8 @@ class KnowledgeBase:
         self._vectors_checked: set[str] = set()
         self._lease_owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._manifest_cache: tuple[str, dict] | None = None
+        # A comparison searches each named district with one question: embed it once.
+        self.query_vector = functools.lru_cache(maxsize=_QUERY_VECTORS_CACHED)(embeddings.embed_query)
 
     def unreachable_message(self, err: Exception) -> str:
         """What to do when the Chroma server does not answer."""
@@ -258,7 +261,7 @@ class KnowledgeBase:
         self, query: str, k: int, manifest: dict, districts=None, years=None
     ) -> list[tuple[Document, float]]:
         """Chunks nearest to query by embedding, with cosine similarity, best first."""
-        embedding = self.embeddings.embed_query(query)
+        embedding = self.query_vector(query)
         try:
             self._check_vectors_loaded(embedding, manifest)
             found = self.vectors.similarity_search_by_vector_with_relevance_scores(
@@ -421,16 +424,15 @@ class KnowledgeBase:
                 (summary.replaced if current else summary.new).append(file)
                 pending.append((report, meta, version, chunks))
 
-            total = sum(len(c) for *_, c in pending)
-            done = 0
             if pending:
                 self._check_disk_space()
             try:
                 if pending and not old["pending"]:
                     self._commit_manifest({**old, "pending": True})  # searches filter from now on
+                # Chroma's cost is per write more than per chunk: write across reports, texts at once.
+                self._add_chunks([c for *_, chunks in pending for c in chunks], summary, progress)
+                self._store_report_texts([(report, version) for report, _, version, _ in pending])
                 for report, meta, version, chunks in pending:
-                    done = self._add_chunks(chunks, summary, progress, done, total)
-                    self._store_report_text(report, version)
                     reports[report.file] = {
                         "file": report.file,
                         "version": version,
@@ -518,32 +520,32 @@ class KnowledgeBase:
             ).hexdigest()[:32]
         return chunks
 
-    def _add_chunks(self, chunks: list[Document], summary: IngestSummary, progress, done: int, total: int) -> int:
-        ids = [c.metadata[schema.CHUNK_ID] for c in chunks]
-        present = set(self.vectors.get(ids=ids, include=[])["ids"])  # left by an interrupted run
-        missing = [c for c in chunks if c.metadata[schema.CHUNK_ID] not in present]
-        done += len(chunks) - len(missing)
-        for i in range(0, len(missing), self.embed_batch_size):
-            batch = missing[i : i + self.embed_batch_size]
-            self.vectors.add_documents(
-                [Document(page_content=indexed_text(c), metadata=c.metadata) for c in batch],
-                ids=[c.metadata[schema.CHUNK_ID] for c in batch],
-            )
+    def _add_chunks(self, chunks: list[Document], summary: IngestSummary, progress) -> None:
+        """Embed and write the chunks not in Chroma yet (an interrupted run leaves some), a batch at a time."""
+        for start in range(0, len(chunks), self.embed_batch_size):
+            batch = chunks[start : start + self.embed_batch_size]
+            present = set(self.vectors.get(ids=[c.metadata[schema.CHUNK_ID] for c in batch], include=[])["ids"])
+            missing = [c for c in batch if c.metadata[schema.CHUNK_ID] not in present]
+            if missing:
+                self.vectors.add_documents(
+                    [Document(page_content=indexed_text(c), metadata=c.metadata) for c in missing],
+                    ids=[c.metadata[schema.CHUNK_ID] for c in missing],
+                )
             if self._shared:
                 self._renew_lease()
-            summary.chunks_embedded += len(batch)
-            done += len(batch)
+            summary.chunks_embedded += len(missing)
             if progress:
-                progress(batch[0].metadata[schema.FILE], done, total)
-        return done
+                progress(batch[-1].metadata[schema.FILE], start + len(batch), len(chunks))
 
-    def _store_report_text(self, report: LoadedReport, version: str) -> None:
-        self._meta.upsert(
-            ids=[_REPORT_TEXT_PREFIX + version],
-            embeddings=[[1.0]],
-            documents=[report.text],
-            metadatas=[{"kind": "report", schema.FILE: report.file}],
-        )
+    def _store_report_texts(self, texts: list[tuple[LoadedReport, str]]) -> None:
+        """Keep each report's original text (for passages and citations) under its version."""
+        if texts:
+            self._meta.upsert(
+                ids=[_REPORT_TEXT_PREFIX + version for _, version in texts],
+                embeddings=[[1.0]] * len(texts),
+                documents=[report.text for report, _ in texts],
+                metadatas=[{"kind": "report", schema.FILE: report.file} for report, _ in texts],
+            )
 
     def _collect_garbage(self, manifest: dict) -> None:
         """Delete chunks and texts of versions the manifest no longer names."""

@@ -181,3 +181,23 @@ def test_a_live_lease_from_another_host_blocks(tmp_path, seeds_copy):
                     metadatas=[{"kind": "lease", "owner": "other-host:1:x", "until": time.time() + 60}])
     with pytest.raises(IngestBusyError, match="other-host:1 is ingesting"):
         kb.ingest(sorted(seeds_copy.glob("*.txt"))[:1])
+
+
+def test_a_comparison_embeds_its_question_once(tmp_path, seeds_copy):
+    from rag.retrieval import HybridRetriever, route_question
+    from rag.settings import RetrievalSettings
+
+    asked = []
+
+    class Counting(DeterministicFakeEmbedding):
+        def embed_query(self, text):
+            asked.append(text)
+            return super().embed_query(text)
+
+    kb = make_kb(tmp_path, Counting(size=32))
+    kb.ingest(_files(seeds_copy))
+    manifest = kb.manifest()
+    route = route_question("荣昌区和梁平区的行政复议直接纠错率分别是多少？", kb.reports())
+    passages = HybridRetriever(kb, RetrievalSettings()).retrieve(route, manifest)
+    assert route.comparison and {p.meta[schema.DISTRICT] for p in passages} == {"荣昌区", "梁平区"}
+    assert asked == [route.question]
