@@ -254,9 +254,11 @@ class BenchIndex:
         stamp = self.index_dir / "build.json"
         paths = write_corpus(seeds, self.folder, self.reports)
         corpus = json.loads((self.folder / "corpus.json").read_text())
-        if stamp.exists() and json.loads(stamp.read_text()).get("corpus") == corpus:
-            return self.open(), json.loads(stamp.read_text())
-        shutil.rmtree(self.index_dir, ignore_errors=True)
+        if stamp.exists():
+            if json.loads(stamp.read_text()).get("corpus") == corpus:
+                return self.open(), json.loads(stamp.read_text())
+            shutil.rmtree(self.index_dir, ignore_errors=True)  # built from another corpus
+        # no stamp: a fresh build, or an interrupted one that the ingest resumes
         kb = self.open()
         log(f"  building {self.reports} reports …")
         started = time.perf_counter()

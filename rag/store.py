@@ -431,7 +431,8 @@ class KnowledgeBase:
                     self._commit_manifest({**old, "pending": True})  # searches filter from now on
                 # Chroma's cost is per write more than per chunk: write across reports, texts at once.
                 self._add_chunks([c for *_, chunks in pending for c in chunks], summary, progress)
-                self._store_report_texts([(report, version) for report, _, version, _ in pending])
+                # identical files (text and metadata) share a version, and so the stored text
+                self._store_report_texts(list({version: report for report, _, version, _ in pending}.items()))
                 for report, meta, version, chunks in pending:
                     reports[report.file] = {
                         "file": report.file,
@@ -537,14 +538,14 @@ class KnowledgeBase:
             if progress:
                 progress(batch[-1].metadata[schema.FILE], start + len(batch), len(chunks))
 
-    def _store_report_texts(self, texts: list[tuple[LoadedReport, str]]) -> None:
+    def _store_report_texts(self, texts: list[tuple[str, LoadedReport]]) -> None:
         """Keep each report's original text (for passages and citations) under its version."""
         if texts:
             self._meta.upsert(
-                ids=[_REPORT_TEXT_PREFIX + version for _, version in texts],
+                ids=[_REPORT_TEXT_PREFIX + version for version, _ in texts],
                 embeddings=[[1.0]] * len(texts),
-                documents=[report.text for report, _ in texts],
-                metadatas=[{"kind": "report", schema.FILE: report.file} for report, _ in texts],
+                documents=[report.text for _, report in texts],
+                metadatas=[{"kind": "report", schema.FILE: report.file} for _, report in texts],
             )
 
     def _collect_garbage(self, manifest: dict) -> None:

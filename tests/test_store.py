@@ -12,6 +12,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from rag import schema
 from rag.errors import IngestBusyError, IngestError
 from rag.keyword import KeywordIndex
+from rag.metadata import write_sidecar
 from rag.store import LEASE_ID, KnowledgeBase
 from tests.conftest import make_kb
 
@@ -201,3 +202,17 @@ def test_a_comparison_embeds_its_question_once(tmp_path, seeds_copy):
     passages = HybridRetriever(kb, RetrievalSettings()).retrieve(route, manifest)
     assert route.comparison and {p.meta[schema.DISTRICT] for p in passages} == {"荣昌区", "梁平区"}
     assert asked == [route.question]
+
+
+def test_identical_files_under_two_names_are_both_indexed(tmp_path, seeds_copy):
+    first = _files(seeds_copy)[0]
+    twin = seeds_copy / f"copy-of-{first.name}"
+    twin.write_bytes(first.read_bytes())
+    for path in (first, twin):  # the same text and the same metadata: one version
+        write_sidecar(path, district="九龙坡区", year=2025, title="九龙坡区2025年法治政府建设情况报告")
+    kb = make_kb(tmp_path)
+    summary = kb.ingest([first, twin])
+    assert sorted(summary.new) == sorted([first.name, twin.name]) and not summary.failed
+    rows = {r["file"]: r["chunks"] for r in kb.reports()}
+    assert rows[first.name] == rows[twin.name] == summary.chunks_embedded / 2 > 0
+    assert kb.report_text(twin.name) == kb.report_text(first.name)
