@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -58,6 +59,7 @@ _LEASE_SETTLE_S = 0.2   # two ingests taking the lease at once: the last write w
 _REPORT_TEXT_PREFIX = "report:"
 _KEEP_KEYWORD_VERSIONS = 3
 _QUERY_VECTORS_CACHED = 256
+_PAGE = 5000  # records per Chroma read or delete: one SQL statement holds at most 32,766 variables
 _KEYWORD_VERSIONS_IN_MEMORY = 2  # the live one, and the one a question begun before a swap still reads
 _UNREACHABLE = (httpx.TransportError, ConnectionError)  # a Chroma server that is down or cut off
 # Write failures the user fixes on the machine: disk full, read-only folder, quota, file size limit.
@@ -315,8 +317,12 @@ class KnowledgeBase:
         manifest = manifest or self.manifest()
         if not manifest["reports"]:
             return []
-        got = self.vectors.get(where=self.live_filter(manifest), include=["documents", "metadatas"])
-        docs = [chunk_from_indexed(t, m) for t, m in zip(got["documents"], got["metadatas"])]
+        docs, where = [], self.live_filter(manifest)
+        for offset in itertools.count(0, _PAGE):  # Chroma fails on one get of over ~32,000 records
+            got = self.vectors.get(where=where, include=["documents", "metadatas"], limit=_PAGE, offset=offset)
+            docs += [chunk_from_indexed(t, m) for t, m in zip(got["documents"], got["metadatas"])]
+            if len(got["ids"]) < _PAGE:
+                break
         return sorted(docs, key=lambda d: (d.metadata[schema.FILE], d.metadata[schema.START]))
 
     def keyword_index(self, manifest: dict) -> KeywordIndex:
@@ -553,8 +559,8 @@ class KnowledgeBase:
         live = [r["version"] for r in manifest["reports"].values()]
         where = {schema.FILE_HASH: {"$nin": live}} if live else None
         stale = self.vectors.get(where=where, include=[])["ids"] if where else self.vectors.get(include=[])["ids"]
-        if stale:
-            self.vectors.delete(ids=stale)
+        for start in range(0, len(stale), _PAGE):
+            self.vectors.delete(ids=stale[start : start + _PAGE])
         texts = self._meta.get(where={"kind": "report"}, include=[])["ids"]
         dead = [i for i in texts if i[len(_REPORT_TEXT_PREFIX) :] not in live]
         if dead:

@@ -216,3 +216,13 @@ def test_identical_files_under_two_names_are_both_indexed(tmp_path, seeds_copy):
     rows = {r["file"]: r["chunks"] for r in kb.reports()}
     assert rows[first.name] == rows[twin.name] == summary.chunks_embedded / 2 > 0
     assert kb.report_text(twin.name) == kb.report_text(first.name)
+
+
+def test_chunks_are_read_in_pages(tmp_path, seeds_copy, monkeypatch):
+    """Chroma refuses one read of over ~32,000 records: every page is read, none twice."""
+    kb = make_kb(tmp_path)
+    kb.ingest(_files(seeds_copy))
+    whole = [d.metadata[schema.CHUNK_ID] for d in kb.chunks()]
+    monkeypatch.setattr("rag.store._PAGE", 7)
+    paged = [d.metadata[schema.CHUNK_ID] for d in kb.chunks()]
+    assert paged == whole and len(set(paged)) == len(paged) == 177
