@@ -167,7 +167,7 @@ class KnowledgeBase:
         self._embedded = bool(client.get_settings().is_persistent)
         # Other data folders (other hosts) may ingest into the store: a Chroma server, by default.
         self._shared = not self._embedded if shared_store is None else shared_store
-        self._vectors_checked: set[str] = set()
+        self._known_versions: set[str] = set()
         self._lease_owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._manifest_cache: tuple[str, dict] | None = None
         # A comparison searches each named district with one question: embed it once.
@@ -263,9 +263,9 @@ class KnowledgeBase:
         self, query: str, k: int, manifest: dict, districts=None, years=None
     ) -> list[tuple[Document, float]]:
         """Chunks nearest to query by embedding, with cosine similarity, best first."""
+        self._check_same_writer(manifest)
         embedding = self.query_vector(query)
         try:
-            self._check_vectors_loaded(embedding, manifest)
             found = self.vectors.similarity_search_by_vector_with_relevance_scores(
                 embedding, k=k, filter=self.live_filter(manifest, districts, years)
             )
@@ -275,26 +275,19 @@ class KnowledgeBase:
             raise _changed_by_another_process(str(err)) from err
         return [(chunk_from_indexed(d.page_content, d.metadata), 1.0 - dist) for d, dist in found]
 
-    def _check_vectors_loaded(self, embedding: list[float], manifest: dict) -> None:
-        """Once per manifest version, in embedded mode: ask for every live chunk.
+    def _check_same_writer(self, manifest: dict) -> None:
+        """In embedded mode, refuse to search an index version another process committed.
 
-        Embedded Chroma loads a collection's vectors once per process. A top-k search silently
-        skips chunks another process added since; asking for all of them finds fewer, or fails.
+        Embedded Chroma loads a collection's vectors once per process: a search would silently
+        miss what another process added since. The first version seen, and those this process
+        commits, are known good.
         """
-        total = sum(r["chunks"] for r in manifest["reports"].values())
-        if not self._embedded or not total or manifest["version"] in self._vectors_checked:
+        if not self._embedded:
             return
-        try:
-            found = self.vectors._collection.query(
-                query_embeddings=[embedding], n_results=total, where=self.live_filter(manifest), include=[]
-            )["ids"][0]
-        except ChromaInternalError as err:
-            if "finding id" not in str(err):
-                raise
-            found = []
-        if len(found) < total:
-            raise _changed_by_another_process(f"{len(found)} of {total} vectors loaded")
-        self._vectors_checked.add(manifest["version"])
+        if not self._known_versions:
+            self._known_versions.add(manifest["version"])
+        elif manifest["version"] not in self._known_versions:
+            raise _changed_by_another_process(f"index version {manifest['version']} was committed elsewhere")
 
     def keyword_search(self, query: str, k: int, manifest: dict, districts=None, years=None) -> list[tuple[str, float]]:
         """(chunk id, BM25 score) pairs, best first."""
@@ -512,6 +505,7 @@ class KnowledgeBase:
     def _commit(self, reports: dict) -> None:
         manifest = {"version": _manifest_version(reports), "pending": True, "reports": reports}
         self._keyword_index(manifest, must_save=True)  # built before the swap, so readers find it ready
+        self._known_versions.add(manifest["version"])
         self._commit_manifest(manifest)
         self._collect_garbage(manifest)
         self._commit_manifest({**manifest, "pending": False})
