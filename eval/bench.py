@@ -12,7 +12,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from eval.bench_corpus import SentenceMeanEmbeddings, write_corpus
 from eval.goldset import load_gold
+from eval.processes import chroma_server, data_dir_sharing_models, free_port
 from eval.metrics import percentile
 from rag.settings import PROJECT_ROOT, Settings
 
@@ -81,12 +81,6 @@ def ratio(baseline: float, ours: float) -> float:
     return round(baseline / ours, 2) if ours else float("nan")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # ---- hardware and embedding -----------------------------------------------------------------------
 
 
@@ -132,8 +126,12 @@ def encoder_gflop(model_folder: str, texts: list[str]) -> tuple[float, float]:
     return flop / 1e9, sum(lengths) / len(lengths)
 
 
-def embedding_figures(settings: Settings, passages: list[str], plan: BenchPlan, peak: dict, log: Log) -> dict:
-    """Passages embedded per second by batch size and dtype, and the share of the CPU's matmul peak."""
+def embedding_figures(settings: Settings, model, passages: list[str], plan: BenchPlan, peak: dict,
+                      log: Log) -> dict:
+    """Passages embedded per second by batch size and dtype, and the share of the CPU's matmul peak.
+
+    `model` is the configured embedder; a float32 one is built beside it as the baseline.
+    """
     from rag.components import build_embeddings, embedding_dtype
     from rag.models import resolve_embedding_model
 
@@ -143,17 +141,21 @@ def embedding_figures(settings: Settings, passages: list[str], plan: BenchPlan, 
     gflop, tokens = encoder_gflop(folder, [e.passage_prompt + p for p in passages])
     figures = {"ingest.embed_tokens_per_passage": round(tokens, 1), "ingest.embed_dtype": dtype}
     rates: dict[tuple[str, int], float] = {}
-    for name in dict.fromkeys([dtype, "float32"]):
-        model = build_embeddings(settings.model_copy(update={"embedding": e.model_copy(update={"dtype": name})}))
-        model.embed_documents(passages[:8])  # warm-up
+    models = {dtype: model}
+    if dtype != "float32":
+        models["float32"] = build_embeddings(
+            settings.model_copy(update={"embedding": e.model_copy(update={"dtype": "float32"})}))
+    for name, embedder in models.items():
+        embedder.embed_documents(passages[:8])  # warm-up
         for bs in sorted({*plan.batch_sizes, e.batch_size}):
-            model.encode_kwargs = {**model.encode_kwargs, "batch_size": bs}
-            seconds = timed_ms(lambda: model.embed_documents(passages)) / 1000
+            embedder.encode_kwargs = {**embedder.encode_kwargs, "batch_size": bs}
+            seconds = timed_ms(lambda: embedder.embed_documents(passages)) / 1000
             rates[name, bs] = len(passages) / seconds
             log(f"  embed {name} batch {bs}: {rates[name, bs]:.1f} passages/s")
             if name == dtype:
                 figures[f"ingest.embed_passages_per_s@bs={bs}"] = round(rates[name, bs], 1)
-        del model
+    model.encode_kwargs = {**model.encode_kwargs, "batch_size": e.batch_size}
+    del models
     rate = rates[dtype, e.batch_size]
     achieved = gflop / len(passages) * rate
     figures.update({
@@ -191,10 +193,8 @@ def ingest_figures(settings: Settings, workdir: Path, log: Log) -> dict:
 
     A child process gives a clean peak memory (its rusage) and includes the model load in wall time.
     """
-    data = workdir / "ingest-seeds"
-    shutil.rmtree(data, ignore_errors=True)
-    data.mkdir(parents=True)
-    (data / "models").symlink_to(settings.models_dir.resolve(), target_is_directory=True)
+    shutil.rmtree(workdir / "ingest-seeds", ignore_errors=True)
+    data = data_dir_sharing_models(workdir / "ingest-seeds", settings.models_dir)
     runs = []
     for attempt in ("first", "again"):
         command = [sys.executable, "-m", "rag.cli", "--set", f"data_dir={data}", "ingest", "--json"]
@@ -393,37 +393,20 @@ def server_figures(index: BenchIndex, questions: list[str], settings: Settings, 
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(index.index_dir / "chroma", copy / "chroma")
     port = free_port()
-    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or "chroma"
-    server = subprocess.Popen([chroma, "run", "--path", str(copy / "chroma"), "--host", "127.0.0.1",
-                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        client = wait_for_chroma(port, ChromaClientSettings(anonymized_telemetry=False), chromadb)
-        kb = index.open(client)
-        kb.keyword_dir = copy / "keyword"
-        routes = routed_questions(questions, kb.reports())
-        times = search_latencies(kb, routes, settings)
+        with chroma_server(copy / "chroma", port):
+            client = chromadb.HttpClient(host="127.0.0.1", port=port,
+                                         settings=ChromaClientSettings(anonymized_telemetry=False))
+            kb = index.open(client)
+            kb.keyword_dir = copy / "keyword"
+            times = search_latencies(kb, routed_questions(questions, kb.reports()), settings)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         shutil.rmtree(copy, ignore_errors=True)
     figures = {}
     for kind in ("dense", "hybrid"):
         figures.update(spread(f"retrieval.server.{kind}.", times[kind], at))
     log(f"  Chroma server: hybrid p50 {figures[f'retrieval.server.hybrid.p50_ms{at}']} ms")
     return figures
-
-
-def wait_for_chroma(port: int, client_settings, chromadb, timeout_s: float = 60):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            client = chromadb.HttpClient(host="127.0.0.1", port=port, settings=client_settings)
-            client.heartbeat()
-            return client
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 # ---- answering ------------------------------------------------------------------------------------
@@ -511,10 +494,12 @@ def run_bench(settings: Settings, plan: BenchPlan, log: Log = print) -> dict:
     log("ingest of the seeds (real model, child process) …")
     figures.update(ingest_figures(settings, workdir, log))
     log("embedding throughput …")
-    figures.update(embedding_figures(settings, seed_passages(settings, plan.embed_passages), plan, figures, log))
     from rag.components import build_embeddings
 
-    embedder = SentenceMeanEmbeddings(build_embeddings(settings), workdir / "sentence-vectors.npz")
+    model = build_embeddings(settings)
+    figures.update(embedding_figures(settings, model, seed_passages(settings, plan.embed_passages), plan, figures,
+                                     log))
+    embedder = SentenceMeanEmbeddings(model, workdir / "sentence-vectors.npz")
     log("re-ingest of an unchanged corpus …")
     figures.update(reingest_figures(settings, embedder, workdir, plan.reingest_reports))
     for size in plan.sizes:

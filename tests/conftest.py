@@ -12,6 +12,7 @@ from chromadb.config import Settings as ChromaClientSettings
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
+from eval.processes import data_dir_sharing_models
 from rag.pipeline import Pipeline
 from rag.settings import PROJECT_ROOT, load_settings
 from rag.store import KnowledgeBase
@@ -91,11 +92,7 @@ def real_pipeline(tmp_path_factory):
 
     The models folder filled by `fazhi models prepare` is shared instead of rebuilt.
     """
-    data = tmp_path_factory.mktemp("real") / "data"
-    data.mkdir()
-    shared_models = load_settings().models_dir
-    shared_models.mkdir(parents=True, exist_ok=True)
-    (data / "models").symlink_to(shared_models, target_is_directory=True)
+    data = data_dir_sharing_models(tmp_path_factory.mktemp("real"))
     pipeline = Pipeline.from_settings(load_settings(overrides={"data_dir": str(data)}))
     summary = pipeline.ingest()
     assert len(summary.new) == 5 and not summary.failed

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from langchain_core.runnables import RunnableGenerator, RunnableLambda
 
+from eval.processes import free_port
 from rag.api import MODELS, create_app
 from rag.feedback import FeedbackStore
 from rag.pipeline import Pipeline
@@ -453,15 +454,12 @@ def test_chat_completion_errors_reach_the_openai_client(oai):
 
 def test_openai_client_over_a_real_server(seeded_pipeline):
     """The same route over uvicorn on 127.0.0.1, streaming for real."""
-    import socket
     import threading
     import time
 
     import uvicorn
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(seeded_pipeline, ui=False), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

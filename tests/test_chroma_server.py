@@ -9,17 +9,11 @@ Chroma when the manifest version changes.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
 
+from eval.processes import chroma_server, console_script, data_dir_sharing_models, free_port, running
 from rag.pipeline import Pipeline
 from rag.settings import load_settings
 from tests.conftest import UPLOAD_REPORT
@@ -30,60 +24,6 @@ QUESTION = "荣昌区2024年行政复议直接纠错率是多少？"
 FIGURE = "22.22%"  # seeds/003_…: 审结率为85.29%、直接纠错率22.22%
 NEW_QUESTION = "璧山区2024年行政复议直接纠错率是多少？"
 NEW_FIGURE = "18.5%"  # UPLOAD_REPORT: 直接纠错率18.5%
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _command(name: str) -> str:
-    return shutil.which(name) or str(Path(sys.executable).parent / name)
-
-
-def _wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
-    """Poll url until it answers with any HTTP status; fail with the log when the process died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{process.args[0]} exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            httpx.get(url, timeout=2)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    pytest.fail(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-@contextmanager
-def _running(args: list[str], log: Path, url: str, timeout: float, env: dict | None = None):
-    """Start a process logging to `log`; enter once url answers; stop the process on exit."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        _wait_until_up(url, process, log, timeout)
-        yield process
-    finally:
-        _stop(process)
-
-
-def _data_dir(parent: Path) -> Path:
-    """A data_dir of its own that shares the models folder filled by `fazhi models prepare`."""
-    data = parent / "data"
-    data.mkdir()
-    shared_models = load_settings().models_dir
-    (data / "models").symlink_to(shared_models, target_is_directory=True)
-    return data
 
 
 def _server_overrides(data: Path, port: int) -> dict[str, str]:
@@ -97,16 +37,15 @@ def _server_overrides(data: Path, port: int) -> dict[str, str]:
 def chroma_port(tmp_path_factory):
     """A Chroma server on a free loopback port with a fresh --path, stopped after the module."""
     folder = tmp_path_factory.mktemp("chroma-server")
-    port = _free_port()
-    args = [_command("chroma"), "run", "--path", str(folder / "db"), "--host", "127.0.0.1", "--port", str(port)]
-    with _running(args, folder / "chroma.log", f"http://127.0.0.1:{port}/api/v2/heartbeat", 60):
+    port = free_port()
+    with chroma_server(folder / "db", port, folder / "chroma.log"):
         yield port
 
 
 @pytest.fixture(scope="module")
 def pipeline_a(chroma_port, tmp_path_factory):
     """Process A: the real pipeline in server mode, with the seeds ingested once."""
-    data = _data_dir(tmp_path_factory.mktemp("process-a"))
+    data = data_dir_sharing_models(tmp_path_factory.mktemp("process-a"))
     pipeline = Pipeline.from_settings(load_settings(overrides=_server_overrides(data, chroma_port)))
     summary = pipeline.ingest()
     assert len(summary.new) == 5 and not summary.failed
@@ -116,14 +55,14 @@ def pipeline_a(chroma_port, tmp_path_factory):
 @pytest.fixture(scope="module")
 def process_b(pipeline_a, chroma_port, tmp_path_factory):
     """Process B: `fazhi serve` on the same Chroma server with its own data_dir; yields (url, data_dir)."""
-    data = _data_dir(tmp_path_factory.mktemp("process-b"))
-    port = _free_port()
+    data = data_dir_sharing_models(tmp_path_factory.mktemp("process-b"))
+    port = free_port()
     sets = [arg for key, value in _server_overrides(data, chroma_port).items() for arg in ("--set", f"{key}={value}")]
     env = {k: v for k, v in os.environ.items() if k != "FAZHI_API_KEY" and not k.startswith("FAZHI__")}
     env["HF_HUB_OFFLINE"] = "1"
-    args = [_command("fazhi"), *sets, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    args = [console_script("fazhi"), *sets, "serve", "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
-    with _running(args, data.parent / "serve.log", f"{url}/healthz", 240, env):
+    with running(args, f"{url}/healthz", 240, data.parent / "serve.log", env):
         yield url, data
 
 

@@ -22,11 +22,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import filelock
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
+from eval.processes import chroma_server, free_port
 from rag.api import create_app
 from rag.components import build_chat_model_factories
 from rag.errors import IndexUnavailableError, IngestBusyError, IngestError, LLMUnavailableError
@@ -111,15 +111,12 @@ def killed_ingest(request, tmp_path_factory):
     """
     root = tmp_path_factory.mktemp("killed")
     shutil.copytree(SEEDS, root / "reports")
-    server, where = None, []
-    if request.param == "server":
-        port = _free_port()
-        server, where = _chroma_server(root / "chroma-server", port), [f"server={port}"]
-    try:
-        yield {"mode": request.param, **_kill_and_rerun(root / "data", _files(root / "reports"), where)}
-    finally:
-        if server:
-            _stop(server)
+    if request.param == "embedded":
+        yield {"mode": "embedded", **_kill_and_rerun(root / "data", _files(root / "reports"), [])}
+        return
+    port = free_port()
+    with chroma_server(root / "chroma-server", port):
+        yield {"mode": "server", **_kill_and_rerun(root / "data", _files(root / "reports"), [f"server={port}"])}
 
 
 def _kill_and_rerun(data: Path, files: list[Path], where: list[str]) -> dict:
@@ -427,38 +424,10 @@ def test_real_local_llm_stopped_mid_answer_then_restarted(seeded_pipeline):
 # ---- the Chroma server stopped and started again -----------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _chroma_server(path: Path, port: int) -> subprocess.Popen:
-    """`chroma run` on 127.0.0.1:port, returned once its heartbeat answers."""
-    chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
-    process = subprocess.Popen([chroma, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).raise_for_status()
-            return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    pytest.fail(f"chroma run did not answer on port {port} (exit code {process.poll()})")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    process.wait(timeout=30)
-
-
 @pytest.mark.integration
 def test_chroma_server_stopped_gives_503_and_answers_again_once_restarted(tmp_path, seeds_copy):
-    port, store = _free_port(), tmp_path / "chroma-server"
-    server = _chroma_server(store, port)
-    try:
+    port, store = free_port(), tmp_path / "chroma-server"
+    with chroma_server(store, port):
         settings = _settings(tmp_path / "data", **{"chroma.mode": "server", "chroma.port": port})
         kb = _kb(settings.data_dir, "faults", f"server={port}")
         kb.ingest(_files(seeds_copy)[2:4])
@@ -466,18 +435,15 @@ def test_chroma_server_stopped_gives_503_and_answers_again_once_restarted(tmp_pa
         before = api.post("/api/ask", json={"question": QUESTION})
         assert before.status_code == 200 and FIGURE in before.json()["answer"]
 
-        _stop(server)
-        down = api.post("/api/ask", json={"question": QUESTION})
-        assert down.status_code == 503 and down.json()["error"] == "IndexUnavailableError"
-        assert f"127.0.0.1:{port} does not answer" in down.json()["detail"] and "chroma run" in down.json()["detail"]
-        assert api.get("/healthz").status_code == 503
+    down = api.post("/api/ask", json={"question": QUESTION})
+    assert down.status_code == 503 and down.json()["error"] == "IndexUnavailableError"
+    assert f"127.0.0.1:{port} does not answer" in down.json()["detail"] and "chroma run" in down.json()["detail"]
+    assert api.get("/healthz").status_code == 503
 
-        server = _chroma_server(store, port)
+    with chroma_server(store, port):
         again = api.post("/api/ask", json={"question": QUESTION})
         assert again.status_code == 200 and again.json()["answer"] == before.json()["answer"]
         assert api.get("/healthz").status_code == 200
-    finally:
-        _stop(server)
 
 
 # ---- a full or read-only disk ----------------------------------------------------------------

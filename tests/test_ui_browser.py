@@ -4,13 +4,13 @@ upload a report in the 知识库 tab and ask about it. Screenshots go to test-ar
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from eval.processes import free_port
 from rag.pipeline import Pipeline
 from rag.settings import PROJECT_ROOT, load_settings
 from tests.conftest import SEEDS, UPLOAD_REPORT, make_kb
@@ -43,9 +43,7 @@ def server(tmp_path_factory):
     kb = make_kb(data_dir)
     kb.ingest(sorted(SEEDS.glob("*.txt")))
     pipeline = Pipeline(settings, kb)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     uv = uvicorn.Server(uvicorn.Config(create_app(pipeline), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
