@@ -223,10 +223,10 @@ def ingest_figures(settings: Settings, workdir: Path, log: Log) -> dict:
 
 
 class BenchIndex:
-    """A synthetic corpus of about `chunks` chunks and its knowledge base under data_dir/bench."""
+    """A synthetic corpus of `reports` reports and its knowledge base under data_dir/bench."""
 
-    def __init__(self, settings: Settings, embedder: SentenceMeanEmbeddings, workdir: Path, chunks: int):
-        self.reports = max(1, math.ceil(chunks / CHUNKS_PER_REPORT))
+    def __init__(self, settings: Settings, embedder: SentenceMeanEmbeddings, workdir: Path, reports: int):
+        self.reports = reports
         self.folder = workdir / f"corpus-{self.reports}"
         self.index_dir = workdir / f"index-{self.reports}"
         self.settings = settings
@@ -340,7 +340,7 @@ def retrieval_figures(settings: Settings, embedder: SentenceMeanEmbeddings, work
     from rag import schema
 
     at = f"@{size}"
-    index = BenchIndex(settings, embedder, workdir, size)
+    index = BenchIndex(settings, embedder, workdir, max(1, math.ceil(size / CHUNKS_PER_REPORT)))
     kb, built = index.build(sorted(settings.seeds_dir.glob("*.txt")), log)
     routes = routed_questions(questions, kb.reports())
     rss_before = rss_mb()
@@ -374,7 +374,7 @@ def retrieval_figures(settings: Settings, embedder: SentenceMeanEmbeddings, work
 
 def reingest_figures(settings: Settings, embedder: SentenceMeanEmbeddings, workdir: Path, reports: int) -> dict:
     """Seconds to re-ingest an unchanged corpus of `reports` reports (nothing to embed)."""
-    index = BenchIndex(settings, embedder, workdir, int(reports * CHUNKS_PER_REPORT))
+    index = BenchIndex(settings, embedder, workdir, reports)
     kb, _ = index.build(sorted(settings.seeds_dir.glob("*.txt")), lambda _: None)
     summary = kb.ingest(sorted(index.folder.glob("*.txt")))
     return {
@@ -424,7 +424,6 @@ def prompt_tokens(question: str, excerpts: list) -> int:
 def answer_figures(settings: Settings, questions: list[str], plan: BenchPlan, log: Log) -> dict:
     """Time to first token, total time and prompt size per provider on the real index."""
     from rag.answering import format_context
-    from rag.evidence import select_excerpts
     from rag.pipeline import Pipeline
     from rag.tokens import count_tokens
 
@@ -443,8 +442,7 @@ def answer_figures(settings: Settings, questions: list[str], plan: BenchPlan, lo
         figures.update(spread(f"answer.{provider}.total_", [a.timings.total_ms for a in answers]))
         figures[f"answer.{provider}.questions"] = len(asked)
         if provider != "extractive":  # the extractive provider sends no prompt
-            excerpts = [select_excerpts(q, pipeline.retrieve(q), settings.llm.context_tokens, count_tokens)
-                        for q in asked]
+            excerpts = [pipeline.excerpts(q, provider=provider) for q in asked]
             figures[f"answer.{provider}.prompt_tokens_p50"] = percentile(map(prompt_tokens, asked, excerpts), 50)
             figures[f"answer.{provider}.context_tokens_p50"] = percentile(
                 (count_tokens(format_context(x)) for x in excerpts), 50)

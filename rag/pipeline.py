@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rag.answering import ExtractiveAnswerer, LLMAnswerer, finish_answer, not_covered_answer
 from rag.errors import ConfigError, IndexUnavailableError, LLMUnavailableError, QuestionError, QuestionTooLongError
-from rag.evidence import select_excerpts
+from rag.evidence import Excerpt, select_excerpts
 from rag.retrieval import HybridRetriever, Passage, Route, covered_summary, rewrite_follow_up, route_question
 from rag.schema import Answer
 from rag.settings import Settings, load_settings
@@ -117,6 +117,17 @@ class Pipeline:
             f"知识库正在更新: the index changed {_INDEX_VERSION_ATTEMPTS} times during this question; ask again."
         )
 
+    def excerpts(self, question: str, history=None, filters: dict | None = None,
+                 provider: str | None = None) -> list[Excerpt]:
+        """The numbered excerpts an answer by `provider` would be written from (the prompt's context)."""
+        _, route, passages = self._retrieve(question, history, filters)
+        return self._excerpts(route.question, passages, provider or self.settings.llm.provider)
+
+    def _excerpts(self, question: str, passages: list[Passage], provider: str) -> list[Excerpt]:
+        budget = (self.settings.answer.extractive_context_tokens if provider == "extractive"
+                  else self.settings.llm.context_tokens)
+        return select_excerpts(question, passages, budget, count_tokens)
+
     def ask(self, question: str, history=None, filters: dict | None = None, provider: str | None = None) -> Answer:
         """Answer a question with citations."""
         answer = None
@@ -137,9 +148,7 @@ class Pipeline:
             yield answer
             return
         retrieved = time.perf_counter()
-        budget = (self.settings.answer.extractive_context_tokens if answerer.name == "extractive"
-                  else self.settings.llm.context_tokens)
-        excerpts = select_excerpts(route.question, passages, budget, count_tokens)
+        excerpts = self._excerpts(route.question, passages, answerer.name)
         first_token = None
         parts = []
         try:

@@ -131,3 +131,15 @@ def test_stream_yields_text_then_answer(seeded_pipeline):
         "梁平区调解成功率是多少？", provider="local"))
     assert all(isinstance(i, str) for i in items[:-1]) and "".join(items[:-1]) == "调解成功率达99.97%[1]。"
     assert items[-1].answer.endswith("[1]。") and items[-1].timings.total_ms > 0
+
+
+def test_excerpts_are_what_a_provider_is_given_within_its_budget(seeded_pipeline):
+    from rag.tokens import count_tokens
+
+    question = "荣昌区2024年行政复议直接纠错率是多少？"
+    settings = seeded_pipeline.settings
+    for provider, budget in (("extractive", settings.answer.extractive_context_tokens),
+                             ("local", settings.llm.context_tokens)):
+        excerpts = seeded_pipeline.excerpts(question, provider=provider)
+        assert sum(count_tokens(x.text) for x in excerpts) <= budget
+        assert any("22.22%" in x.text for x in excerpts) and {x.meta["district"] for x in excerpts} == {"荣昌区"}
