@@ -46,7 +46,7 @@ class Pipeline:
             build_chroma_client(settings),
             build_embeddings(settings),
             collection=settings.chroma.collection,
-            keyword_dir=settings.data_dir / "keyword",
+            index_dir=settings.data_dir / "search",
             lock_path=settings.data_dir / "ingest.lock",
             max_file_bytes=int(settings.ingest.max_file_mb * 2**20),
             chunk_tokens=settings.ingest.chunk_tokens,

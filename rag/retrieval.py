@@ -134,24 +134,22 @@ class HybridRetriever:
             return []
         years = route.years or None
         if not route.comparison:
-            return self._search(route.question, manifest, route.districts or None, years, k or self.settings.top_k)
-        per_district = self.settings.per_district_k
-        groups = [self._search(route.question, manifest, [d], years, per_district) for d in route.districts]
-        merged: list[Passage] = []
-        for rank in range(per_district):  # interleave so every district is near the top
-            merged.extend(group[rank] for group in groups if rank < len(group))
-        return merged
+            ranked = self._fuse(route.question, manifest, route.districts or None, years, k or self.settings.top_k)
+        else:
+            per_district = self.settings.per_district_k
+            groups = [self._fuse(route.question, manifest, [d], years, per_district) for d in route.districts]
+            ranked = [group[rank] for rank in range(per_district)  # interleaved: every district near the top
+                      for group in groups if rank < len(group)]
+        chunks = self.kb.get_chunks([cid for cid, _ in ranked])
+        return [Passage(chunks[cid], score) for cid, score in ranked if cid in chunks]
 
-    def _search(self, query, manifest, districts, years, k) -> list[Passage]:
+    def _fuse(self, query, manifest, districts, years, k) -> list[tuple[str, float]]:
+        """The k best (chunk id, fused score) pairs of dense and keyword search."""
         s = self.settings
         dense = self.kb.dense_search(query, s.dense_k, manifest, districts, years)
         keyword = self.kb.keyword_search(query, s.keyword_k, manifest, districts, years)
-        chunks = {d.metadata[schema.CHUNK_ID]: d for d, _ in dense}
-        rankings = ((s.dense_weight, list(chunks)), (s.keyword_weight, [cid for cid, _ in keyword]))
         scores: dict[str, float] = {}
-        for weight, ids in rankings:
-            for rank, cid in enumerate(ids):
+        for weight, ranking in ((s.dense_weight, dense), (s.keyword_weight, keyword)):
+            for rank, (cid, _) in enumerate(ranking):
                 scores[cid] = scores.get(cid, 0.0) + weight / (s.rrf_k + rank + 1)
-        best = sorted(scores, key=scores.get, reverse=True)[:k]
-        chunks.update(self.kb.get_chunks([cid for cid in best if cid not in chunks]))
-        return [Passage(chunks[cid], scores[cid]) for cid in best if cid in chunks]
+        return sorted(scores.items(), key=lambda item: item[1], reverse=True)[:k]

@@ -7,8 +7,10 @@ the old manifest named. A killed ingest therefore leaves only unreferenced
 chunks behind: queries never see them, and the next ingest reuses or removes them.
 A question that reads the manifest just before a swap may find some of its chunks
 collected; the pipeline checks the manifest again after retrieval and retries.
-The keyword index is derived from Chroma and cached on disk per manifest version,
-so every process sharing a Chroma server rebuilds it when the manifest changes.
+The search index (BM25 and vectors, `rag.search_index`) is derived from Chroma and cached
+on disk per manifest version, so every process sharing a Chroma server rebuilds it when the
+manifest changes. Chroma's HNSW answers unfiltered dense searches; the search index answers
+the filtered ones, which Chroma would pre-filter slowly.
 """
 
 from __future__ import annotations
@@ -48,19 +50,19 @@ from rag.errors import (
     IngestError,
     RagError,
 )
-from rag.keyword import KeywordIndex
 from rag.loading import LoadedReport, load_report
 from rag.metadata import ReportMeta, report_metadata
+from rag.search_index import SearchIndex
 
 MANIFEST_ID = "manifest"
 LEASE_ID = "ingest-lease"
 _LEASE_S = 300.0        # renewed after every embedded batch; a killed ingest's lease lapses after this
 _LEASE_SETTLE_S = 0.2   # two ingests taking the lease at once: the last write wins, and both read it
 _REPORT_TEXT_PREFIX = "report:"
-_KEEP_KEYWORD_VERSIONS = 3
+_KEEP_INDEX_VERSIONS = 3
 _QUERY_VECTORS_CACHED = 256
 _PAGE = 5000  # records per Chroma read or delete: one SQL statement holds at most 32,766 variables
-_KEYWORD_VERSIONS_IN_MEMORY = 2  # the live one, and the one a question begun before a swap still reads
+_INDEX_VERSIONS_IN_MEMORY = 2  # the live one, and the one a question begun before a swap still reads
 _UNREACHABLE = (httpx.TransportError, ConnectionError)  # a Chroma server that is down or cut off
 # Write failures the user fixes on the machine: disk full, read-only folder, quota, file size limit.
 _DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
@@ -131,7 +133,7 @@ def _reads_chroma(method):
 
 
 class KnowledgeBase:
-    """Reports in Chroma plus a keyword index; ingest, remove, list and search them."""
+    """Reports in Chroma plus a search index per version; ingest, remove, list and search them."""
 
     def __init__(
         self,
@@ -139,7 +141,7 @@ class KnowledgeBase:
         embeddings: Embeddings,
         *,
         collection: str,
-        keyword_dir: Path,
+        index_dir: Path,
         lock_path: Path,
         max_file_bytes: int = 20 * 2**20,
         chunk_tokens: int = 220,
@@ -155,15 +157,16 @@ class KnowledgeBase:
             embedding_function=embeddings,
             collection_metadata={"hnsw:space": "cosine"},
         )
+        self._chunks = client.get_collection(collection, embedding_function=None)
         self._meta = client.get_or_create_collection(f"{collection}_manifest", embedding_function=None)
-        self.keyword_dir = keyword_dir
+        self.index_dir = index_dir
         self.lock_path = lock_path
         self.max_file_bytes = max_file_bytes
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
         self.embed_batch_size = embed_batch_size
-        self._keywords: OrderedDict[str, KeywordIndex] = OrderedDict()
-        self._keyword_lock = threading.Lock()
+        self._indexes: OrderedDict[str, SearchIndex] = OrderedDict()
+        self._index_lock = threading.Lock()
         self._embedded = bool(client.get_settings().is_persistent)
         # Other data folders (other hosts) may ingest into the store: a Chroma server, by default.
         self._shared = not self._embedded if shared_store is None else shared_store
@@ -259,21 +262,24 @@ class KnowledgeBase:
         return manifest
 
     @_reads_chroma
-    def dense_search(
-        self, query: str, k: int, manifest: dict, districts=None, years=None
-    ) -> list[tuple[Document, float]]:
-        """Chunks nearest to query by embedding, with cosine similarity, best first."""
+    def dense_search(self, query: str, k: int, manifest: dict, districts=None, years=None) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) pairs nearest to query by embedding, best first.
+
+        Chroma's HNSW searches the whole collection; a search Chroma would have to filter
+        (by district, year, or live version) scans the admitted rows of the search index.
+        """
         self._check_same_writer(manifest)
         embedding = self.query_vector(query)
+        where = self.live_filter(manifest, districts, years)
+        if where is not None:
+            return self.search_index(manifest).dense_search(embedding, k, districts=districts, years=years)
         try:
-            found = self.vectors.similarity_search_by_vector_with_relevance_scores(
-                embedding, k=k, filter=self.live_filter(manifest, districts, years)
-            )
+            found = self._chunks.query(query_embeddings=[embedding], n_results=k, include=["distances"])
         except ChromaInternalError as err:
             if "finding id" not in str(err):
                 raise
             raise _changed_by_another_process(str(err)) from err
-        return [(chunk_from_indexed(d.page_content, d.metadata), 1.0 - dist) for d, dist in found]
+        return [(cid, 1.0 - distance) for cid, distance in zip(found["ids"][0], found["distances"][0])]
 
     def _check_same_writer(self, manifest: dict) -> None:
         """In embedded mode, refuse to search an index version another process committed.
@@ -291,7 +297,7 @@ class KnowledgeBase:
 
     def keyword_search(self, query: str, k: int, manifest: dict, districts=None, years=None) -> list[tuple[str, float]]:
         """(chunk id, BM25 score) pairs, best first."""
-        return self.keyword_index(manifest).search(query, k, districts=districts, years=years)
+        return self.search_index(manifest).keyword_search(query, k, districts=districts, years=years)
 
     @_reads_chroma
     def get_chunks(self, ids: list[str]) -> dict[str, Document]:
@@ -304,38 +310,44 @@ class KnowledgeBase:
             for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"])
         }
 
-    @_reads_chroma
     def chunks(self, manifest: dict | None = None) -> list[Document]:
         """Every live chunk, in file and offset order."""
-        manifest = manifest or self.manifest()
-        if not manifest["reports"]:
-            return []
-        docs, where = [], self.live_filter(manifest)
-        for offset in itertools.count(0, _PAGE):  # Chroma fails on one get of over ~32,000 records
-            got = self.vectors.get(where=where, include=["documents", "metadatas"], limit=_PAGE, offset=offset)
-            docs += [chunk_from_indexed(t, m) for t, m in zip(got["documents"], got["metadatas"])]
-            if len(got["ids"]) < _PAGE:
-                break
+        docs = [chunk_from_indexed(t, m) for _, t, m, _ in self._live_records(manifest or self.manifest())]
         return sorted(docs, key=lambda d: (d.metadata[schema.FILE], d.metadata[schema.START]))
 
-    def keyword_index(self, manifest: dict) -> KeywordIndex:
-        """The BM25 index of this manifest version: in memory, else on disk, else built from Chroma.
+    @_reads_chroma
+    def _live_records(self, manifest: dict, vectors: bool = False) -> list[tuple]:
+        """(id, indexed text, metadata, vector or None) of every live chunk, read in pages."""
+        if not manifest["reports"]:
+            return []
+        records, where = [], self.live_filter(manifest)
+        include = ["documents", "metadatas"] + (["embeddings"] if vectors else [])
+        for offset in itertools.count(0, _PAGE):  # Chroma fails on one get of over ~32,000 records
+            got = self._chunks.get(where=where, include=include, limit=_PAGE, offset=offset)
+            page_vectors = got["embeddings"] if vectors else [None] * len(got["ids"])
+            records += zip(got["ids"], got["documents"], got["metadatas"], page_vectors)
+            if len(got["ids"]) < _PAGE:
+                break
+        return records
+
+    def search_index(self, manifest: dict) -> SearchIndex:
+        """The search index of this manifest version: in memory, else on disk, else built from Chroma.
 
         A new build that cannot be saved (disk full, read-only folder) is used from memory.
         """
-        return self._keyword_index(manifest, must_save=False)
+        return self._search_index(manifest, must_save=False)
 
-    def _keyword_index(self, manifest: dict, must_save: bool) -> KeywordIndex:
+    def _search_index(self, manifest: dict, must_save: bool) -> SearchIndex:
         version = manifest["version"]
-        with self._keyword_lock:
-            if version in self._keywords:
-                self._keywords.move_to_end(version)
-                return self._keywords[version]
-            folder = self.keyword_dir / version
+        with self._index_lock:
+            if version in self._indexes:
+                self._indexes.move_to_end(version)
+                return self._indexes[version]
+            folder = self.index_dir / version
             if (folder / "chunks.json").exists():
-                index = KeywordIndex.load(folder)
+                index = SearchIndex.load(folder)
             else:
-                index = self._build_keyword_index(manifest)
+                index = self.build_search_index(manifest)
                 expected = sum(r["chunks"] for r in manifest["reports"].values())
                 if len(index) != expected:
                     if must_save:
@@ -344,22 +356,24 @@ class KnowledgeBase:
                             "nothing was committed; run `fazhi ingest` again."
                         )
                     return index  # a replaced manifest whose chunks are being collected: not worth keeping
-                self._save_keyword_index(index, folder, must_save)
-            self._keywords[version] = index
-            while len(self._keywords) > _KEYWORD_VERSIONS_IN_MEMORY:
-                self._keywords.popitem(last=False)
+                self._save_search_index(index, folder, must_save)
+            self._indexes[version] = index
+            while len(self._indexes) > _INDEX_VERSIONS_IN_MEMORY:
+                self._indexes.popitem(last=False)
             return index
 
-    def _build_keyword_index(self, manifest: dict) -> KeywordIndex:
-        docs = self.chunks(manifest)
-        return KeywordIndex(
-            [d.metadata[schema.CHUNK_ID] for d in docs],
-            [indexed_text(d) for d in docs],
-            [d.metadata[schema.DISTRICT] for d in docs],
-            [d.metadata[schema.YEAR] for d in docs],
+    def build_search_index(self, manifest: dict) -> SearchIndex:
+        """A new search index of this version, read from Chroma (neither cached nor saved)."""
+        records = self._live_records(manifest, vectors=True)
+        return SearchIndex(
+            [cid for cid, *_ in records],
+            [text for _, text, _, _ in records],
+            [meta[schema.DISTRICT] for _, _, meta, _ in records],
+            [meta[schema.YEAR] for _, _, meta, _ in records],
+            [vector for *_, vector in records],
         )
 
-    def _save_keyword_index(self, index: KeywordIndex, folder: Path, must_save: bool) -> None:
+    def _save_search_index(self, index: SearchIndex, folder: Path, must_save: bool) -> None:
         """Write into a private folder, then rename: readers and other writers never see a half index."""
         try:
             folder.parent.mkdir(parents=True, exist_ok=True)
@@ -374,19 +388,19 @@ class KnowledgeBase:
         except OSError as err:
             if must_save:
                 raise
-            logger.warning("keyword index %s kept in memory only: %s", folder, err)
+            logger.warning("search index %s kept in memory only: %s", folder, err)
             return
-        self._prune_keyword_dirs()
+        self._prune_index_dirs()
 
-    def _prune_keyword_dirs(self) -> None:
+    def _prune_index_dirs(self) -> None:
         """Keep the newest versions; drop partial folders that a killed process left over an hour ago."""
         folders, partials = [], []
-        for path in self.keyword_dir.iterdir():
+        for path in self.index_dir.iterdir():
             if path.is_dir():
                 (partials if path.name.endswith(".partial") else folders).append(path)
         folders.sort(key=lambda p: p.stat().st_mtime, reverse=True)
         stale = [p for p in partials if time.time() - p.stat().st_mtime > 3600]
-        for old in folders[_KEEP_KEYWORD_VERSIONS:] + stale:
+        for old in folders[_KEEP_INDEX_VERSIONS:] + stale:
             shutil.rmtree(old, ignore_errors=True)
 
     # ---- ingest -----------------------------------------------------------------
@@ -460,7 +474,7 @@ class KnowledgeBase:
         return summary
 
     def _free_bytes(self) -> int:
-        data_dir = self.keyword_dir.parent
+        data_dir = self.index_dir.parent
         return shutil.disk_usage(data_dir).free if data_dir.exists() else _LOW_DISK_BYTES
 
     def _check_disk_space(self) -> None:
@@ -468,7 +482,7 @@ class KnowledgeBase:
         free = self._free_bytes()
         if free < _MIN_FREE_TO_START:
             raise IngestError(
-                f"Ingest refused: the disk of {self.keyword_dir.parent} is nearly full ({free // 1024} KB free); "
+                f"Ingest refused: the disk of {self.index_dir.parent} is nearly full ({free // 1024} KB free); "
                 "nothing was changed and the index still answers. Free disk space, then run `fazhi ingest` again."
             )
 
@@ -480,10 +494,10 @@ class KnowledgeBase:
             return IndexUnavailableError(f"Ingest stopped: {self.unreachable_message(err)} {unchanged}; then {again}.")
         if isinstance(err, OSError) and err.errno in _DISK_ERRNOS:
             return IngestError(
-                f"Ingest stopped: cannot write {err.filename or self.keyword_dir.parent} ({err.strerror}); "
+                f"Ingest stopped: cannot write {err.filename or self.index_dir.parent} ({err.strerror}); "
                 f"{unchanged}. Free disk space or make the data folder writable, then {again}."
             )
-        data_dir, free = self.keyword_dir.parent, self._free_bytes()
+        data_dir, free = self.index_dir.parent, self._free_bytes()
         if free < _LOW_DISK_BYTES:  # Chroma's own writes fail with its own words ("compaction", "sqlite")
             return IngestError(
                 f"Ingest stopped ({type(err).__name__}: {err}): the disk of {data_dir} is full "
@@ -504,7 +518,7 @@ class KnowledgeBase:
 
     def _commit(self, reports: dict) -> None:
         manifest = {"version": _manifest_version(reports), "pending": True, "reports": reports}
-        self._keyword_index(manifest, must_save=True)  # built before the swap, so readers find it ready
+        self._search_index(manifest, must_save=True)  # built before the swap, so readers find it ready
         self._known_versions.add(manifest["version"])
         self._commit_manifest(manifest)
         self._collect_garbage(manifest)

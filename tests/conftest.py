@@ -55,7 +55,7 @@ def make_kb(data_dir: Path, embeddings=None, collection: str | None = None, **op
         client,
         embeddings or DeterministicFakeEmbedding(size=32),
         collection=collection or f"test-{uuid.uuid4().hex[:8]}",
-        keyword_dir=data_dir / "keyword",
+        index_dir=data_dir / "search",
         lock_path=data_dir / "ingest.lock",
         **options,
     )

@@ -93,9 +93,9 @@ def test_a_second_process_sees_the_same_reports_and_answers_the_same(pipeline_a,
     expected = pipeline_a.ask(QUESTION)
     assert FIGURE in got["answer"] and got["answer"] == expected.answer
     assert _where(got["citations"]) == _where(c.model_dump() for c in expected.citations)
-    # B built its own keyword index from Chroma, under the manifest version A committed
+    # B built its own search index from Chroma, under the manifest version A committed
     version = pipeline_a.kb.manifest()["version"]
-    assert (data_b / "keyword" / version / "chunks.json").exists()
+    assert (data_b / "search" / version / "chunks.json").exists()
 
 
 def test_a_report_ingested_by_a_is_answered_by_b(pipeline_a, process_b, tmp_path):
@@ -111,5 +111,5 @@ def test_a_report_ingested_by_a_is_answered_by_b(pipeline_a, process_b, tmp_path
     after = _ask_b(url, NEW_QUESTION)
     assert NEW_FIGURE in after["answer"] and not after["refused"]
     assert {(c["district"], c["year"]) for c in after["citations"]} == {("璧山区", 2024)}
-    assert (data_b / "keyword" / pipeline_a.kb.manifest()["version"] / "chunks.json").exists()
+    assert (data_b / "search" / pipeline_a.kb.manifest()["version"] / "chunks.json").exists()
     assert len(httpx.get(f"{url}/api/reports", timeout=30).json()) == 6

@@ -30,7 +30,7 @@ from eval.processes import chroma_server, free_port
 from rag.api import create_app
 from rag.components import build_chat_model_factories
 from rag.errors import IndexUnavailableError, IngestBusyError, IngestError, LLMUnavailableError
-from rag.keyword import KeywordIndex
+from rag.search_index import SearchIndex
 from rag.pipeline import Pipeline
 from rag.settings import load_settings
 from rag.store import KnowledgeBase
@@ -61,8 +61,8 @@ def _said(answer) -> tuple:
 
 
 def _agrees(counts: dict) -> None:
-    """Chunks per file agree between the manifest, Chroma and the keyword index; nothing left over."""
-    assert counts["manifest"] == counts["chroma"] == counts["keyword"], counts
+    """Chunks per file agree between the manifest, Chroma and the search index; nothing left over."""
+    assert counts["manifest"] == counts["chroma"] == counts["search"], counts
     assert counts["orphans"] == counts["duplicates"] == 0, counts
 
 
@@ -97,7 +97,7 @@ def _kb(data_dir: Path, collection: str, where: str = "") -> KnowledgeBase:
     """A knowledge base with fake embeddings on the Chroma that `where` names, as the worker's first step."""
     return KnowledgeBase(
         chroma_client(data_dir, where), DeterministicFakeEmbedding(size=32), collection=collection,
-        keyword_dir=data_dir / "keyword", lock_path=data_dir / "ingest.lock",
+        index_dir=data_dir / "search", lock_path=data_dir / "ingest.lock",
     )
 
 
@@ -175,7 +175,7 @@ def test_rerun_after_sigkill_finishes_without_duplicates_or_orphans(killed_inges
     assert rerun["chunks_embedded"] <= fresh - seen["killed_at"]["done"]
     assert set(counts["manifest"]) == set(seen["files"]) and sum(counts["manifest"].values()) == rerun["chunks_total"]
     _agrees(counts)
-    assert counts["keyword_saved"] and RONGCHANG in counts["keyword_hits"] and counts["dense_hits"]
+    assert counts["search_saved"] and RONGCHANG in counts["keyword_hits"] and counts["dense_hits"]
 
 
 def test_after_the_rerun_this_process_answers_from_the_new_index_or_says_to_restart(killed_ingest):
@@ -449,11 +449,11 @@ def test_chroma_server_stopped_gives_503_and_answers_again_once_restarted(tmp_pa
 # ---- a full or read-only disk ----------------------------------------------------------------
 
 
-def _fail_keyword_save(kb, monkeypatch, code):
+def _fail_index_save(kb, monkeypatch, code):
     def save(index, folder):
         raise OSError(code, f"[injected] {errno.errorcode[code]}", str(folder))
 
-    monkeypatch.setattr(KeywordIndex, "save", save)
+    monkeypatch.setattr(SearchIndex, "save", save)
 
 
 def _fail_chroma_add(kb, monkeypatch, code):
@@ -473,12 +473,12 @@ def _fail_lock(kb, monkeypatch, code):
 @pytest.mark.parametrize(
     ("inject", "code", "says"),
     [
-        (_fail_keyword_save, errno.ENOSPC, "Free disk space or make the data folder writable"),
+        (_fail_index_save, errno.ENOSPC, "Free disk space or make the data folder writable"),
         (_fail_chroma_add, errno.ENOSPC, "Free disk space or make the data folder writable"),
-        (_fail_keyword_save, errno.EROFS, "Free disk space or make the data folder writable"),
+        (_fail_index_save, errno.EROFS, "Free disk space or make the data folder writable"),
         (_fail_lock, errno.EROFS, "the data folder must be writable"),
     ],
-    ids=["disk-full-at-keyword-save", "disk-full-at-chroma-add", "read-only-at-keyword-save", "read-only-at-lock"],
+    ids=["disk-full-at-index-save", "disk-full-at-chroma-add", "read-only-at-index-save", "read-only-at-lock"],
 )
 def test_write_failure_during_ingest_is_clear_and_the_old_index_answers(
     tmp_path, seeds_copy, monkeypatch, inject, code, says
@@ -495,7 +495,7 @@ def test_write_failure_during_ingest_is_clear_and_the_old_index_answers(
     assert "[injected]" in str(failed.value)
     assert "previous index is unchanged" in str(failed.value) or "nothing was changed" in str(failed.value)
     assert kb.manifest()["reports"] == old["reports"] and _said(pipeline.ask(QUESTION)) == before
-    assert not list(settings.data_dir.glob("keyword/*.partial"))
+    assert not list(settings.data_dir.glob("search/*.partial"))
     monkeypatch.undo()
     assert len(kb.ingest(files).new) == 3
     _agrees(census(kb, QUESTION))
@@ -531,14 +531,14 @@ def test_disk_full_on_a_real_tiny_filesystem(tmp_path, seeds_copy):
 
 
 def test_read_only_data_folder_refuses_ingest_and_still_answers(tmp_path, seeds_copy):
-    """Chroma apart (say, a Chroma server), the data folder keeps the lock and the keyword cache."""
+    """Chroma apart (say, a Chroma server), the data folder keeps the lock and the search index cache."""
     data, chroma, files = tmp_path / "data", tmp_path / "chroma", _files(seeds_copy)
     data.mkdir()
     worker = f"{sys.executable} {WORKER} {data} readonly chroma={chroma}"
     events = _in_namespace(
         f"mount --bind {data} {data}\n"
         f"{worker} {_ingest_arg(files[2:4])} census={QUESTION}\n"
-        f"rm -r {data}/keyword\n"  # so the read-only process must build the keyword index itself
+        f"rm -r {data}/search\n"  # so the read-only process must build the search index itself
         f"{worker} readonly census={QUESTION} {_ingest_arg(files)} census={QUESTION}",
         data,
     )
@@ -546,7 +546,7 @@ def test_read_only_data_folder_refuses_ingest_and_still_answers(tmp_path, seeds_
     written, read_only, after_error = [e for e in events if e["event"] == "census"]
     assert error["kind"] == "IngestError" and "Read-only file system" in error["message"]
     assert "the data folder must be writable" in error["message"]
-    assert not read_only.pop("keyword_saved") and written.pop("keyword_saved")
-    after_error.pop("keyword_saved")
+    assert not read_only.pop("search_saved") and written.pop("search_saved")
+    after_error.pop("search_saved")
     assert read_only == written == after_error
     _agrees(read_only)

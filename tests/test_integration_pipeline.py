@@ -14,7 +14,7 @@ def test_real_embeddings_rank_the_district_chunk_first(real_pipeline):
     # dense search alone, without the district filter, also puts 荣昌区 first
     manifest = real_pipeline.kb.manifest()
     dense = real_pipeline.kb.dense_search("荣昌区行政复议直接纠错率", 3, manifest)
-    assert dense[0][0].metadata["district"] == "荣昌区"
+    assert real_pipeline.kb.get_chunks([dense[0][0]])[dense[0][0]].metadata["district"] == "荣昌区"
 
 
 def test_reingest_embeds_nothing(real_pipeline):

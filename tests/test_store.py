@@ -11,7 +11,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from rag import schema
 from rag.errors import IngestBusyError, IngestError
-from rag.keyword import KeywordIndex
+from rag.search_index import SearchIndex
 from rag.metadata import write_sidecar
 from rag.store import LEASE_ID, KnowledgeBase
 from tests.conftest import make_kb
@@ -43,7 +43,7 @@ def test_changed_report_replaces_exactly_its_own_chunks(tmp_path, seeds_copy):
     assert all(f == changed.name for i, f in after.items() if i not in before)
     # Chroma holds no orphan: exactly the live chunks remain, and BM25 agrees
     assert len(kb.vectors.get(include=[])["ids"]) == len(after)
-    assert set(kb.keyword_index(kb.manifest()).ids) == set(after)
+    assert set(kb.search_index(kb.manifest()).ids) == set(after)
     assert kb.keyword_search("普法讲座12场", 3, kb.manifest())[0][0] in set(after) - set(before)
 
 
@@ -94,20 +94,20 @@ def test_ingest_with_nothing_new_collects_what_a_failed_one_left(tmp_path, seeds
     assert not kb.manifest()["pending"] and kb.live_filter(kb.manifest()) is None
 
 
-def test_keyword_index_that_cannot_be_saved_is_used_from_memory(tmp_path, seeds_copy, monkeypatch, caplog):
+def test_search_index_that_cannot_be_saved_is_used_from_memory(tmp_path, seeds_copy, monkeypatch, caplog):
     kb = make_kb(tmp_path)
     kb.ingest(_files(seeds_copy))
     hits = kb.keyword_search("调解成功率", 5, kb.manifest())
-    other = tmp_path / "read-only"  # another process's data folder: no keyword cache yet
+    other = tmp_path / "read-only"  # another process's data folder: no search index cache yet
     fresh = KnowledgeBase(kb.client, kb.embeddings, collection=kb.vectors._collection.name,
-                          keyword_dir=other / "keyword", lock_path=other / "ingest.lock")
+                          index_dir=other / "search", lock_path=other / "ingest.lock")
 
     def save(index, folder):
         raise OSError(30, "Read-only file system", str(folder))
 
-    monkeypatch.setattr(KeywordIndex, "save", save)
+    monkeypatch.setattr(SearchIndex, "save", save)
     assert fresh.keyword_search("调解成功率", 5, fresh.manifest()) == hits
-    assert "kept in memory only" in caplog.text and not list((other / "keyword").iterdir())
+    assert "kept in memory only" in caplog.text and not list((other / "search").iterdir())
 
 
 def test_bad_file_is_reported_and_the_rest_goes_on(tmp_path, seeds_copy):
@@ -153,7 +153,7 @@ def test_ingests_from_two_data_folders_sharing_one_store_are_kept_apart(tmp_path
     """Two data folders (their own file locks) on one Chroma store: the lease refuses the second ingest."""
     kb_a = make_kb(tmp_path / "a", shared_store=True)
     kb_b = KnowledgeBase(kb_a.client, kb_a.embeddings, collection=kb_a.vectors._collection.name,
-                         keyword_dir=tmp_path / "b" / "keyword", lock_path=tmp_path / "b" / "ingest.lock",
+                         index_dir=tmp_path / "b" / "search", lock_path=tmp_path / "b" / "ingest.lock",
                          shared_store=True)
     reports = sorted(seeds_copy.glob("*.txt"))
     with kb_a._ingest_lock():

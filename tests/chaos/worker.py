@@ -54,23 +54,23 @@ def emit(event: str, **fields) -> None:
 
 
 def census(kb: KnowledgeBase, query: str) -> dict:
-    """Chunks per file as the manifest, Chroma and the keyword index count them; orphans; search hits."""
+    """Chunks per file as the manifest, Chroma and the search index count them; orphans; search hits."""
     manifest = kb.manifest()
     got = kb.vectors.get(include=["metadatas"])
     live = {r["version"] for r in manifest["reports"].values()}
     file_of = {i: m[schema.FILE] for i, m in zip(got["ids"], got["metadatas"])}
     spans = Counter((m[schema.FILE], m[schema.START], m[schema.END]) for m in got["metadatas"])
-    keyword = kb.keyword_index(manifest)
+    index = kb.search_index(manifest)
     return {
         "version": manifest["version"],
         "manifest": {f: r["chunks"] for f, r in manifest["reports"].items()},
         "chroma": dict(Counter(file_of.values())),
-        "keyword": dict(Counter(file_of.get(i, "<not in chroma>") for i in keyword.ids)),
-        "keyword_saved": (kb.keyword_dir / manifest["version"] / "chunks.json").exists(),
+        "search": dict(Counter(file_of.get(i, "<not in chroma>") for i in index.ids)),
+        "search_saved": (kb.index_dir / manifest["version"] / "chunks.json").exists(),
         "orphans": sum(m[schema.FILE_HASH] not in live for m in got["metadatas"]),
         "duplicates": sum(n - 1 for n in spans.values()),
         "keyword_hits": [file_of[i] for i, _ in kb.keyword_search(query, 5, manifest)],
-        "dense_hits": [d.metadata[schema.FILE] for d, _ in kb.dense_search(query, 5, manifest)],
+        "dense_hits": [file_of[i] for i, _ in kb.dense_search(query, 5, manifest)],
     }
 
 
@@ -102,7 +102,7 @@ def run(data_dir: Path, collection: str, steps: list[str]) -> None:
     where = steps.pop(0) if steps and steps[0].startswith(("chroma=", "server=")) else ""
     client = chroma_client(data_dir, where)
     kb = KnowledgeBase(
-        client, embeddings, collection=collection, keyword_dir=data_dir / "keyword",
+        client, embeddings, collection=collection, index_dir=data_dir / "search",
         lock_path=data_dir / "ingest.lock", embed_batch_size=BATCH,
     )
     for step in steps:
