@@ -25,6 +25,7 @@ _QUESTION_WORDS = {
     "2025", "2026", "司法局", "哪", "个", "家", "件", "项", "次", "人", "率",
 }
 _ASKS_FIGURE = re.compile(r"多少|几[个项件家次人名条批场]|比例|[^\w]?率|数量|面积|金额")
+_PART_END = re.compile(r"[？?；;]")
 _SECTION_QUESTION = re.compile(r"哪些|哪几|不足|问题|打算|举措|安排|思路|目标|计划|措施")
 
 
@@ -99,22 +100,63 @@ def coverage(question: str, text: str) -> float:
     return _overlap(terms, text) / total if total else 0.0
 
 
-def select_excerpts(question: str, passages: list[Passage], budget_tokens: int, count_tokens) -> list[Excerpt]:
-    """The best sentences within a token budget, merged per chunk into contiguous excerpts."""
+def select_excerpts(question: str, passages: list[Passage], budget_tokens: int, count_tokens,
+                    per_district: bool = False) -> list[Excerpt]:
+    """The best sentences within a token budget, merged per chunk into contiguous excerpts.
+
+    First the best sentence of each compared district (per_district), or else of each part of
+    a question that asks several things (「…多少家？2026年计划…？」); then the best of the rest
+    while the budget lasts. Filling by score alone spent the budget on the first district's or
+    part's long sentences and left the others without their evidence.
+    """
+    scored = score_sentences(question, passages)
+    if per_district:
+        districts = dict.fromkeys(p.meta[schema.DISTRICT] for p in passages)
+        pools = [[x for x in scored if passages[x[1]].meta[schema.DISTRICT] == d] for d in districts]
+    else:
+        parts = question_parts(question)
+        pools = [score_sentences(part, passages) for part in parts] if len(parts) > 1 else []
     chosen: dict[int, list[tuple[int, int, float]]] = {}
-    used = 0
-    for score, i, start, end in score_sentences(question, passages):
+    taken: dict[str, list[tuple[int, int]]] = {}
+    used = sum(_fill(pool, passages, 0, count_tokens, chosen, taken) for pool in pools)  # one each
+    _fill(scored, passages, budget_tokens, count_tokens, chosen, taken, used)
+    return _merge(chosen, passages)
+
+
+def question_parts(question: str) -> list[str]:
+    """The sub-questions of a question that asks several things, or [question]."""
+    parts = [p for p in _PART_END.split(question) if question_terms(p)]
+    return parts if len(parts) > 1 else [question]
+
+
+def _fill(scored, passages: list[Passage], budget_tokens: int, count_tokens,
+          chosen: dict[int, list[tuple[int, int, float]]], taken: dict[str, list[tuple[int, int]]],
+          used: int = 0) -> int:
+    """Add sentences, best first, to chosen ({passage index: spans}) while the budget lasts; tokens used.
+
+    With nothing used yet the best sentence goes in whatever its length. Chunks overlap, so a
+    sentence overlapping one already taken from the same report is skipped.
+    """
+    for score, i, start, end in scored:
         passage = passages[i]
+        file = passage.meta[schema.FILE]
+        if any(start < e and s < end for s, e in taken.get(file, ())):
+            continue
         offset = passage.meta[schema.START]
         sentence = passage.chunk.page_content[start - offset : end - offset]
         cost = count_tokens(sentence) + (12 if i not in chosen else 0)
-        if used + cost > budget_tokens:
-            if used:
-                continue
+        if used + cost > budget_tokens and used:
+            continue
         chosen.setdefault(i, []).append((start, end, score))
+        taken.setdefault(file, []).append((start, end))
         used += cost
         if used >= budget_tokens:
             break
+    return used
+
+
+def _merge(chosen: dict[int, list[tuple[int, int, float]]], passages: list[Passage]) -> list[Excerpt]:
+    """Chosen sentences as excerpts: adjacent sentences of one chunk joined, best excerpt first."""
     excerpts: list[Excerpt] = []
     for i, spans in chosen.items():
         passage = passages[i]

@@ -121,12 +121,12 @@ class Pipeline:
                  provider: str | None = None) -> list[Excerpt]:
         """The numbered excerpts an answer by `provider` would be written from (the prompt's context)."""
         _, route, passages = self._retrieve(question, history, filters)
-        return self._excerpts(route.question, passages, provider or self.settings.llm.provider)
+        return self._excerpts(route, passages, provider or self.settings.llm.provider)
 
-    def _excerpts(self, question: str, passages: list[Passage], provider: str) -> list[Excerpt]:
+    def _excerpts(self, route: Route, passages: list[Passage], provider: str) -> list[Excerpt]:
         budget = (self.settings.answer.extractive_context_tokens if provider == "extractive"
                   else self.settings.llm.context_tokens)
-        return select_excerpts(question, passages, budget, count_tokens)
+        return select_excerpts(route.question, passages, budget, count_tokens, per_district=route.comparison)
 
     def ask(self, question: str, history=None, filters: dict | None = None, provider: str | None = None) -> Answer:
         """Answer a question with citations."""
@@ -148,7 +148,7 @@ class Pipeline:
             yield answer
             return
         retrieved = time.perf_counter()
-        excerpts = self._excerpts(route.question, passages, answerer.name)
+        excerpts = self._excerpts(route, passages, answerer.name)
         first_token = None
         parts = []
         try:

@@ -143,3 +143,20 @@ def test_excerpts_are_what_a_provider_is_given_within_its_budget(seeded_pipeline
         excerpts = seeded_pipeline.excerpts(question, provider=provider)
         assert sum(count_tokens(x.text) for x in excerpts) <= budget
         assert any("22.22%" in x.text for x in excerpts) and {x.meta["district"] for x in excerpts} == {"荣昌区"}
+
+
+def test_a_comparison_prompt_holds_every_districts_figure(seeded_pipeline):
+    """Each compared district gets its share of the local model's small budget, and no sentence twice."""
+    question = "梁平区、沙坪坝区、荣昌区三份报告中，哪个区的人民调解成功率最高？"
+    excerpts = seeded_pipeline.excerpts(question, provider="local")
+    text = {x.meta["district"]: "".join(e.text for e in excerpts if e.meta["district"] == x.meta["district"])
+            for x in excerpts}
+    assert "99.97%" in text["梁平区"] and "99.8％" in text["沙坪坝区"] and "99.01%" in text["荣昌区"]
+    spans = sorted((x.meta["file"], x.start, x.end) for x in excerpts)
+    assert all(a[0] != b[0] or a[2] <= b[1] for a, b in zip(spans, spans[1:])), spans
+
+
+def test_each_part_of_a_two_part_question_gets_its_evidence(seeded_pipeline):
+    question = "荣昌区2024年行政复议直接纠错率是多少？2025年计划在川南渝西加快建设什么？"
+    text = "".join(x.text for x in seeded_pipeline.excerpts(question, provider="local"))
+    assert "22.22%" in text and "行政执法培训实训基地" in text
