@@ -23,6 +23,8 @@ NOT_FOUND = "报告中没有相关信息"
 _REFUSAL = re.compile(r"没有相关信息|没有找到|未找到|未提及|没有提及|没有提到|无法回答|无法确定|不包含|没有给出|未给出|未说明")
 # A marker numbers at most three digits: [2024] in 渝府发[2024]12号 is text, not a citation.
 _MARKER = re.compile(r"[\[【]\s*(\d{1,3}(?:\s*[,，、]\s*\d{1,3})*)\s*[\]】]")
+# A marker standing for words: 「主要有：[1]、[2]。」 (after a colon, list comma or another marker).
+_BARE_MARKERS = re.compile(r"(?<=[：:、，,；;])((?:\[\d{1,3}\])+)(?=[、，,；;。]|$)")
 
 SYSTEM_PROMPT = """你是“法治政府建设报告”问答助手。只根据用户给出的资料回答问题，用简体中文，简短准确。
 规则：
@@ -178,8 +180,17 @@ def finish_answer(question: str, raw: str, excerpts: list[Excerpt], provider: st
             cited += [n for n in holders if n not in cited]
     mapping = {old: new for new, old in enumerate(cited, 1)}
     citations = [citation(new, excerpts[old - 1]) for old, new in mapping.items()]
-    return Answer(answer=_renumber(text, mapping), refused=False, grounded=grounded,
-                  citations=citations, provider=provider, model=model)
+    return Answer(answer=_quote_bare_markers(_renumber(text, mapping), citations), refused=False,
+                  grounded=grounded, citations=citations, provider=provider, model=model)
+
+
+def _quote_bare_markers(text: str, citations: list[Citation]) -> str:
+    """Put the cited words in place of markers that stand alone for them (small models list [1]、[2])."""
+    def quote(match: re.Match) -> str:
+        numbers = [int(n) for n in re.findall(r"\d+", match.group(1))]
+        return "".join(f"「{citations[n - 1].quote}」[{n}]" for n in numbers)
+
+    return _BARE_MARKERS.sub(quote, text)
 
 
 def citation(n: int, excerpt: Excerpt) -> Citation:

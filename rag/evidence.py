@@ -26,6 +26,8 @@ _QUESTION_WORDS = {
 }
 _ASKS_FIGURE = re.compile(r"多少|几[个项件家次人名条批场]|比例|[^\w]?率|数量|面积|金额")
 _PART_END = re.compile(r"[？?；;]")
+# A sentence opening a heading or list item (folded text): 二、 (一) 一是 1. 1、
+_OUTLINE_ITEM = re.compile(r"\s*(?:[一二三四五六七八九十]{1,3}[、是]|\([一二三四五六七八九十]{1,3}\)|\d{1,2}[.、](?!\d))")
 _SECTION_QUESTION = re.compile(r"哪些|哪几|不足|问题|打算|举措|安排|思路|目标|计划|措施")
 
 
@@ -78,6 +80,7 @@ def score_sentences(question: str, passages: list[Passage]) -> list[tuple[float,
     terms = question_terms(question)
     total = sum(terms.values()) or 1.0
     wants_figure = asks_for_figure(question)
+    wants_outline = asks_for_section(question)
     scored = []
     for i, passage in enumerate(passages):
         meta = passage.meta
@@ -88,6 +91,8 @@ def score_sentences(question: str, passages: list[Passage]) -> list[tuple[float,
             score = _overlap(terms, sentence) / total + 0.3 * header_score + 0.15 / (i + 1)
             if wants_figure and re.search(r"\d", sentence):
                 score += 0.1
+            if wants_outline and _OUTLINE_ITEM.match(fold(sentence)):  # 「有哪些方面」: the items list them
+                score += 0.3
             scored.append((score, i, offset + s, offset + e))
     scored.sort(key=lambda x: -x[0])
     return scored

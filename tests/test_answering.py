@@ -160,3 +160,18 @@ def test_each_part_of_a_two_part_question_gets_its_evidence(seeded_pipeline):
     question = "荣昌区2024年行政复议直接纠错率是多少？2025年计划在川南渝西加快建设什么？"
     text = "".join(x.text for x in seeded_pipeline.excerpts(question, provider="local"))
     assert "22.22%" in text and "行政执法培训实训基地" in text
+
+
+def test_markers_standing_alone_for_a_list_get_the_cited_words():
+    from langchain_core.documents import Document
+
+    from rag.answering import finish_answer
+    from rag.evidence import Excerpt
+
+    meta = {"file": "x.txt", "district": "荣昌区", "year": 2024, "section": "二、目标任务", "header": ""}
+    texts = ["（一）大力推进法治政府建设。", "（二）持续优化法治化营商环境。", "直接纠错率22.22%。"]
+    excerpts = [Excerpt(Document(page_content=t, metadata=meta), 0, len(t), t, 1.0) for t in texts]
+    listed = finish_answer("有哪几个方面？", "主要有：[1]、[2]。", excerpts, "local", "fake", "荣昌区")
+    assert listed.answer == "主要有：「（一）大力推进法治政府建设。」[1]、「（二）持续优化法治化营商环境。」[2]。"
+    stated = finish_answer("纠错率是多少？", "纠错率为22.22%[3][1]。", excerpts, "local", "fake", "荣昌区")
+    assert stated.answer == "纠错率为22.22%[1][2]。"  # markers after words stay markers
