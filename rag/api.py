@@ -29,7 +29,6 @@ from starlette.exceptions import HTTPException
 
 from rag.errors import (
     QuestionError,
-    QuestionTooLongError,
     RagError,
     RateLimitError,
     UnauthorizedError,
@@ -278,7 +277,6 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
     files = ReportFiles(pipeline)
     feedback = FeedbackStore.in_data_dir(settings.data_dir)
     guards = [_rate_guard(settings.server.requests_per_minute), _api_key_guard(settings.server.api_key_env)]
-    max_question = settings.answer.max_question_chars
     app = FastAPI(
         title="fazhi-qa",
         description="Cited answers over 法治政府建设 reports. The chat UI is at /.",
@@ -333,18 +331,9 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
     async def internal_error(request: Request, err: Exception):
         return _error_response(request, 500, f"Internal error: {type(err).__name__}: {err}", "InternalError")
 
-    def check_history(history: list) -> None:
-        """QuestionTooLongError when a question of the history is over the limit (a follow-up is
-        rewritten from the question before it, so that one must fit as well)."""
-        for n, (question, _) in enumerate(history, 1):
-            if len(question) > max_question:
-                raise QuestionTooLongError(
-                    f"history 第 {n} 轮的问题过长（{len(question)} 字，上限 {max_question} 字，"
-                    "answer.max_question_chars）：请删去这轮历史或开始新的对话。"
-                )
-
     def checked(call: dict) -> dict:
-        check_history(call["history"])
+        """The call, once its history passes (checked before any work, so a bad one is a plain 413)."""
+        pipeline.check_history(call["history"])
         return call
 
     @app.get("/healthz", tags=["health"])
@@ -400,7 +389,7 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
     def add_feedback(body: FeedbackRequest):
         """Store a 👍/👎 with its question, answer and citations."""
         question = pipeline.check_question(body.question)
-        check_history(body.history)
+        pipeline.check_history(body.history)
         return feedback.add(body.rating, question, body.answer, body.history, _filters(body.filters))
 
     @v1.get("/models")

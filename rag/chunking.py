@@ -31,8 +31,8 @@ from langchain_core.documents import Document
 from rag import schema
 from rag.loading import LoadedReport
 from rag.metadata import ReportMeta
-from rag.sections import Section, heading_only, parse_sections
-from rag.text import instruction_spans, sentence_spans
+from rag.sections import Section, heading_only
+from rag.text import sentence_spans
 from rag.tokens import count_tokens as _count_tokens
 
 logger = logging.getLogger(__name__)
@@ -57,12 +57,12 @@ def chunk_report(
     if chunk_tokens < 1 or not 0 <= overlap_tokens < chunk_tokens:
         raise ValueError(f"need chunk_tokens >= 1 and 0 <= overlap_tokens < chunk_tokens, got {chunk_tokens}, {overlap_tokens}")
     text = report.text
-    excluded = instruction_spans(text)
+    excluded = report.instructions
     if excluded:
         logger.warning("%s: %d passage(s) addressed to a language model left out of the index", report.file, len(excluded))
     chunks: list[Document] = []
     carried: int | None = None  # start of bare headings waiting for their first child
-    sections = parse_sections(text)
+    sections = report.sections
     for n, section in enumerate(sections):
         following = sections[n + 1] if n + 1 < len(sections) else None
         if following and _is_bare(text, section) and _is_child(following, section):

@@ -12,11 +12,14 @@ import io
 import unicodedata
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from charset_normalizer import from_bytes
 
 from rag.errors import BadFileError
+from rag.sections import Section, parse_sections
+from rag.text import instruction_spans
 
 TEXT_EXTENSIONS = (".txt", ".md")
 EXTENSIONS = (*TEXT_EXTENSIONS, ".docx", ".pdf")
@@ -38,6 +41,16 @@ class LoadedReport:
     text: str       # decoded, line endings normalised to "\n"
     sha256: str     # of the file's bytes
     encoding: str   # utf-8, utf-8-sig, gb18030, docx, pdf, …
+
+    @cached_property
+    def instructions(self) -> list[tuple[int, int]]:
+        """Spans of the text that give orders to a language model (rag.text.instruction_spans)."""
+        return instruction_spans(self.text)
+
+    @cached_property
+    def sections(self) -> list[Section]:
+        """The text's heading structure (rag.sections.parse_sections), parsed once for metadata and chunking."""
+        return parse_sections(self.text, self.instructions)
 
 
 def load_report(path: Path, *, max_bytes: int, file: str | None = None) -> LoadedReport:

@@ -17,7 +17,7 @@ import yaml
 from rag.districts import DISTRICTS, district_mentions
 from rag.errors import BadFileError
 from rag.loading import LoadedReport
-from rag.sections import parse_sections
+from rag.sections import Section, parse_sections
 from rag.text import fold
 
 SIDECAR_SUFFIX = ".meta.yaml"
@@ -48,9 +48,8 @@ def _is_short_line(line: str) -> bool:
     return len(line) <= 40 and not re.search(r"[，,。；;：:！!？?]", line)
 
 
-def _head_and_tail(text: str) -> tuple[list[str], list[str]]:
+def _head_and_tail(text: str, sections: list[Section]) -> tuple[list[str], list[str]]:
     """Non-blank lines before the first heading; short lines among the last three (a signature)."""
-    sections = parse_sections(text)
     head_end = next((s.start for s in sections if s.path), len(text))
     head = [_clean(ln) for ln in text[:head_end].splitlines() if _clean(ln)]
     tail = [_clean(ln) for ln in text[head_end:].splitlines() if _clean(ln)][-3:]
@@ -133,13 +132,13 @@ def compose_title(district: str, year: int | None) -> str:
     return f"{district}{f'{year}年' if year else ''}法治政府建设情况报告"
 
 
-def detect_metadata(text: str, file: str) -> ReportMeta:
+def detect_metadata(text: str, file: str, sections: list[Section] | None = None) -> ReportMeta:
     """District, year, issuing body and title of a report, from its text.
 
     The title is the report's title line, else composed from district and year, else
-    (district unknown) the file's stem.
+    (district unknown) the file's stem. `sections` are text's parse_sections, if the caller has them.
     """
-    head, tail = _head_and_tail(text)
+    head, tail = _head_and_tail(text, parse_sections(text) if sections is None else sections)
     title = _title_line(head)
     year = _detect_year(title, head, text)
     district = _detect_district(text, head, tail)
@@ -195,7 +194,7 @@ def _validate_fields(raw: dict, origin: str, fix: str) -> dict:
 
 def report_metadata(report: LoadedReport) -> ReportMeta:
     """Detected metadata of a report, with its sidecar's fields (if any) taking precedence."""
-    detected = detect_metadata(report.text, report.file)
+    detected = detect_metadata(report.text, report.file, report.sections)
     overrides = _read_sidecar(report.path)
     meta = replace(detected, **overrides)
     if "title" not in overrides and detected.title == compose_title(detected.district, detected.year):

@@ -36,15 +36,15 @@ class Pipeline:
         self._answerers: dict = {"extractive": ExtractiveAnswerer(settings.answer.extractive_sentences)}
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, **overrides) -> "Pipeline":
-        """Build the pipeline with the real embedder, Chroma client and chat models."""
+    def from_settings(cls, settings: Settings | None = None, embeddings=None, **overrides) -> "Pipeline":
+        """Build the pipeline with the real embedder (or `embeddings`, one already loaded), Chroma client and chat models."""
         from rag.components import build_chat_model_factories, build_chroma_client, build_embeddings
 
         settings = settings or load_settings(overrides=overrides or None)
         ensure_tiktoken_cache(settings.models_dir / "tiktoken")  # chunking counts tokens offline
         kb = KnowledgeBase(
             build_chroma_client(settings),
-            build_embeddings(settings),
+            embeddings or build_embeddings(settings),
             collection=settings.chroma.collection,
             index_dir=settings.data_dir / "search",
             lock_path=settings.data_dir / "ingest.lock",
@@ -84,12 +84,24 @@ class Pipeline:
             raise QuestionTooLongError(f"问题过长（{len(question)} 字，上限 {limit} 字）：请缩短后再问。")
         return question
 
+    def check_history(self, history) -> None:
+        """QuestionTooLongError when a question of the history is over the limit (a follow-up is
+        rewritten from the question before it, so that one must fit as well)."""
+        limit = self.settings.answer.max_question_chars
+        for n, (question, _) in enumerate(history or [], 1):
+            if len(question) > limit:
+                raise QuestionTooLongError(
+                    f"history 第 {n} 轮的问题过长（{len(question)} 字，上限 {limit} 字，"
+                    "answer.max_question_chars）：请删去这轮历史或开始新的对话。"
+                )
+
     def route(self, question: str, history=None, filters: dict | None = None, manifest: dict | None = None) -> Route:
         """Where a question should be looked up (follow-ups made standalone first).
 
         Pass the manifest already read for this question, so routing and search see one index version.
         """
         question = self.check_question(question)
+        self.check_history(history)
         manifest = manifest or self.kb.require_reports()
         filters = filters or {}
         return route_question(

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from langchain_core.documents import Document
 
-from rag import schema
 from rag.districts import find_districts
 from rag.settings import RetrievalSettings
 from rag.store import KnowledgeBase

@@ -94,12 +94,11 @@ class _Line:
         return not self.text.strip()
 
 
-def _lines(text: str) -> list[_Line]:
-    """The lines of text; one holding an order to a language model (rag.text.instruction_spans)
+def _lines(text: str, orders: list[tuple[int, int]]) -> list[_Line]:
+    """The lines of text; one holding an order to a language model (`orders`, rag.text.instruction_spans)
     gets no folded text, so it is never a heading and its words never reach a section path."""
-    lines, pos = [], 0
+    lines, pos, n = [], 0, 0
     folded = fold(text)
-    orders, n = instruction_spans(text), 0
     for raw in text.splitlines(keepends=True):
         body = raw.rstrip("\r\n")
         while n < len(orders) and orders[n][1] <= pos:
@@ -210,11 +209,14 @@ def _join(l1: str, l2: str) -> str:
     return SECTION_SEPARATOR.join(p for p in (l1, l2) if p)
 
 
-def parse_sections(text: str) -> list[Section]:
-    """Contiguous sections covering text in order; each starts at its heading line."""
+def parse_sections(text: str, orders: list[tuple[int, int]] | None = None) -> list[Section]:
+    """Contiguous sections covering text in order; each starts at its heading line.
+
+    `orders` are text's instruction_spans, for a caller that has them already.
+    """
     if not text:
         return []
-    lines = _lines(text)
+    lines = _lines(text, instruction_spans(text) if orders is None else orders)
     l1_lines = _l1_indexes(lines)
     paren_level = _has_paren_level(lines)
     boundaries: list[tuple[int, str, str]] = []

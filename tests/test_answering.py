@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import pytest
 
 from rag.answering import NOT_FOUND, parse_markers
@@ -149,8 +151,9 @@ def test_a_comparison_prompt_holds_every_districts_figure(seeded_pipeline):
     """Each compared district gets its share of the local model's small budget, and no sentence twice."""
     question = "梁平区、沙坪坝区、荣昌区三份报告中，哪个区的人民调解成功率最高？"
     excerpts = seeded_pipeline.excerpts(question, provider="local")
-    text = {x.meta["district"]: "".join(e.text for e in excerpts if e.meta["district"] == x.meta["district"])
-            for x in excerpts}
+    text: dict[str, str] = defaultdict(str)
+    for x in excerpts:
+        text[x.meta["district"]] += x.text
     assert "99.97%" in text["梁平区"] and "99.8％" in text["沙坪坝区"] and "99.01%" in text["荣昌区"]
     spans = sorted((x.meta["file"], x.start, x.end) for x in excerpts)
     assert all(a[0] != b[0] or a[2] <= b[1] for a, b in zip(spans, spans[1:])), spans
@@ -175,3 +178,10 @@ def test_markers_standing_alone_for_a_list_get_the_cited_words():
     assert listed.answer == "主要有：「（一）大力推进法治政府建设。」[1]、「（二）持续优化法治化营商环境。」[2]。"
     stated = finish_answer("纠错率是多少？", "纠错率为22.22%[3][1]。", excerpts, "local", "fake", "荣昌区")
     assert stated.answer == "纠错率为22.22%[1][2]。"  # markers after words stay markers
+
+
+def test_a_history_question_over_the_limit_is_refused_by_the_pipeline_itself(seeded_pipeline):
+    """The UI and CLI call the pipeline directly: the history limit must hold there, not only in the API."""
+    history = [("问" * (seeded_pipeline.settings.answer.max_question_chars + 1), "答")]
+    with pytest.raises(QuestionError, match="history 第 1 轮"):
+        seeded_pipeline.ask("那梁平区呢？", history=history)

@@ -9,6 +9,7 @@ Chroma when the manifest version changes.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import httpx
 import pytest

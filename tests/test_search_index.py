@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from rag.search_index import SearchIndex
-from tests.conftest import make_kb
 
 DISTRICTS = ["荣昌区", "万州区", "开州区"]
 TOPICS = ["行政复议直接纠错率", "人民调解成功率", "普法讲座场次", "行政诉讼败诉率", "法律顾问覆盖率"]
@@ -78,15 +77,15 @@ def test_an_empty_index_searches_to_nothing(tmp_path):
         assert searched.dense_search(np.ones(8), 3) == [] and searched.keyword_search("调解", 3) == []
 
 
-def test_knowledge_base_filtered_and_unfiltered_dense_search_agree(tmp_path, seeds_copy):
+def test_knowledge_base_filtered_and_unfiltered_dense_search_agree(seeded_pipeline):
     """Chroma's HNSW (unfiltered) and the index's exact scan (filtered) rank one district's chunks alike."""
-    kb = make_kb(tmp_path)
-    kb.ingest(sorted(seeds_copy.glob("*.txt")))
+    kb = seeded_pipeline.kb
     manifest = kb.manifest()
     district = kb.reports()[0]["district"]
-    district_chunks = {d.metadata["chunk_id"] for d in kb.chunks() if d.metadata["district"] == district}
+    chunks = kb.chunks()
+    district_chunks = {d.metadata["chunk_id"] for d in chunks if d.metadata["district"] == district}
     question = f"{district}行政复议直接纠错率"
-    everywhere = kb.dense_search(question, len(kb.chunks()), manifest)
+    everywhere = kb.dense_search(question, len(chunks), manifest)
     filtered = kb.dense_search(question, 5, manifest, districts=[district])
     assert [cid for cid, _ in filtered] == [cid for cid, _ in everywhere if cid in district_chunks][:5]
     assert [round(s, 4) for _, s in filtered] == [round(s, 4) for cid, s in everywhere if cid in district_chunks][:5]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
 from pathlib import PurePosixPath
 from types import SimpleNamespace
@@ -80,6 +81,7 @@ def test_extractive_answers_quote_the_reports_not_their_orders(injected, questio
     assert figure in answer.answer and answer.grounded and not answer.refused
     assert not instruction_spans(answer.answer)
     assert not [word for word in ORDERS[:-1] if word in answer.answer]
+    assert answer.citations
     for citation in answer.citations:
         assert injected.kb.report_text(citation.file)[citation.start : citation.end] == citation.quote
 
@@ -90,6 +92,7 @@ def test_the_model_is_told_that_passages_are_data_and_never_sees_the_orders(inje
     pipeline = Pipeline(injected.settings, injected.kb, obeying_model("荣昌区行政复议直接纠错率为22.22%[1]。", prompts))
     for question in ("荣昌区2024年行政复议直接纠错率是多少？", "铜梁区2024年办理法律援助案件多少件？"):
         pipeline.ask(question, provider="local")
+    assert len(prompts) == 2
     for system, human in prompts:
         assert system.type == "system" and system.content == SYSTEM_PROMPT
         assert "资料：\n[1] 〔" in human.content  # the passages come in the user turn, numbered, as data
@@ -139,6 +142,25 @@ def test_a_report_name_never_points_outside_the_reports_folder(tmp_path_factory,
     except (UnsafePathError, BadFileError):
         return
     assert PurePosixPath(saved_as).name == saved_as and "\\" not in saved_as and saved_as[0] not in ".-"
+    assert (folder / saved_as).resolve().parent == folder
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_NAME_PARTS), min_size=1, max_size=8).map(lambda parts: "".join(parts) + ".txt"))
+def test_an_uploaded_report_is_saved_as_a_plain_name_inside_the_reports_folder(tmp_path_factory, name):
+    """Names with an accepted ending, so that (unlike above) most reach upload_name's own rules."""
+    folder = (tmp_path_factory.getbasetemp() / "uploads" / "reports").resolve()
+    try:
+        saved_as = ReportFiles(SimpleNamespace(settings=load_settings())).upload_name(name)
+    except UnsafePathError as err:
+        assert "不合法" in str(err)
+        return
+    except BadFileError as err:  # no word character left before the ending: 「...txt」, 「a/.txt」
+        stem = PurePosixPath(name.replace("\\", "/")).name[: -len(".txt")]
+        assert "不支持的文件类型" in str(err) and not re.search(r"\w", stem)
+        return
+    assert saved_as.endswith(".txt") and PurePosixPath(saved_as).name == saved_as
+    assert "\\" not in saved_as and "/" not in saved_as and saved_as[0] not in ".-"
     assert (folder / saved_as).resolve().parent == folder
 
 
@@ -221,8 +243,8 @@ def test_keys_are_compared_in_constant_time(keyed, monkeypatch):
         return compare(a, b)
 
     monkeypatch.setattr("rag.api.hmac.compare_digest", spy)
-    for given in ("k", KEY[:-1], KEY * 50, KEY):
-        client.get("/api/reports", headers={"X-API-Key": given})
+    for key in ("k", KEY[:-1], KEY * 50, KEY):
+        client.get("/api/reports", headers={"X-API-Key": key})
     assert compared == [(32, 32)] * 4  # digests: the time says nothing of the key's length or prefix
 
 
