@@ -1,10 +1,11 @@
-"""The district gazetteer: full and short names, Traditional script, towns, and no false hits."""
+"""The district gazetteer: full and short names, Traditional script, English and pinyin, towns,
+and no false hits."""
 
 from __future__ import annotations
 
 import pytest
 
-from rag.districts import DISTRICTS, district_mentions, find_districts
+from rag.districts import DISTRICTS, district_english, district_mentions, find_districts
 from rag.text import fold
 
 
@@ -81,3 +82,122 @@ def test_mentions_carry_offsets_into_the_original_text():
         ("开州区大进镇", "开州区", "開州區大進鎮"),
         ("梁平区", "梁平区", "梁平區"),
     ]
+
+
+# ---- English and pinyin ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("How many legal aid cases did Rongchang District accept in 2024?", ["荣昌区"]),
+        ("What did Shapingba do on foreign-related rule of law?", ["沙坪坝区"]),
+        ("Jiulongpo District's mediation success rate", ["九龙坡区"]),
+        ("Compare Liangping and Rongchang", ["梁平区", "荣昌区"]),
+        ("rongchang qu", ["荣昌区"]),
+        ("Shapingba Qu", ["沙坪坝区"]),
+        ("Sha Ping Ba", ["沙坪坝区"]),
+        ("sha-ping-ba district", ["沙坪坝区"]),
+        ("SHAPINGBA", ["沙坪坝区"]),
+        ("Sha Qu", ["沙坪坝区"]),                  # 沙区
+        ("Rongchang County", ["荣昌区"]),          # like 荣昌县, the old name
+        ("Nan'an District and Beibei", ["南岸区", "北碚区"]),
+        ("Yuzhong, Yubei and Jiangbei", ["渝中区", "渝北区", "江北区"]),
+        ("Zhong County", ["忠县"]),
+        ("Zhongxian", ["忠县"]),
+        ("zhong xian", ["忠县"]),
+        ("Fengdu County", ["丰都县"]),              # pypinyin reads 丰都 as feng dou
+        ("Changshou, Fuling, Qijiang, Dadukou, Bishan, Tongnan, Wuxi",
+         ["长寿区", "涪陵区", "綦江区", "大渡口区", "璧山区", "潼南区", "巫溪县"]),
+        ("Shizhu Tujia Autonomous County", ["石柱土家族自治县"]),
+        ("Xiushan, Youyang and Pengshui", ["秀山土家族苗族自治县", "酉阳土家族苗族自治县", "彭水苗族土家族自治县"]),
+        ("the changshou", ["长寿区"]),             # a whole word, so it names 长寿区
+        ("荣昌区和Liangping的调解", ["荣昌区", "梁平区"]),
+        ("Ｒｏｎｇｃｈａｎｇ", ["荣昌区"]),             # full-width letters
+        ("What did Dajin Town do?", ["大进镇"]),
+        ("dajin zhen", ["大进镇"]),
+        ("Dajin Town, Kaizhou", ["开州区大进镇"]),
+        ("Dajin Town, Kaizhou District", ["开州区大进镇"]),
+        ("Kaizhou Dajin Town", ["开州区大进镇"]),
+        ("Dajin Town, Kaizhou and Liangping", ["开州区大进镇", "梁平区"]),
+    ],
+)
+def test_find_districts_in_english_and_pinyin(text, expected):
+    assert find_districts(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How many cases were handled in total?",
+        "Which district has the highest mediation success rate?",
+        "Kaixian",                      # the old name of 开州区 is not matched
+        "Kai Xian",
+        "Sha Xian snacks",              # 沙县 is in Fujian
+        "Zhong",                        # 忠 alone is a common word
+        "Zhongguo",
+        "Rongchangsheng",               # pinyin only as a whole word
+        "xShapingba",
+        "bananas",                      # banan
+        "Dajin",                        # a town needs Town or Zhen after it
+        "Guchang Town",                 # not a known town
+        "Chongqing Jiangbei International Airport",  # in 渝北区, not 江北区
+        "Qu Xian District County",
+    ],
+)
+def test_no_false_hits_in_english(text):
+    assert find_districts(text) == []
+
+
+def test_towns_passed_in_are_recognised_in_pinyin():
+    assert find_districts("Guchang Town", towns=["古昌镇"]) == ["古昌镇"]
+    assert find_districts("Guchang Town, Rongchang", towns=["古昌镇"]) == ["荣昌区古昌镇"]
+
+
+def test_english_mentions_carry_offsets_into_the_original_text():
+    text = "Per the Kaizhou District report, Dajin Town, Kaizhou, and 梁平區"
+    assert [(m.name, m.district, text[m.start : m.end]) for m in district_mentions(text)] == [
+        ("开州区", "开州区", "Kaizhou District"),
+        ("开州区大进镇", "开州区", "Dajin Town, Kaizhou"),
+        ("梁平区", "梁平区", "梁平區"),
+    ]
+
+
+ENGLISH = {
+    "万州区": "Wanzhou District", "涪陵区": "Fuling District", "渝中区": "Yuzhong District",
+    "大渡口区": "Dadukou District", "江北区": "Jiangbei District", "沙坪坝区": "Shapingba District",
+    "九龙坡区": "Jiulongpo District", "南岸区": "Nan'an District", "北碚区": "Beibei District",
+    "綦江区": "Qijiang District", "大足区": "Dazu District", "渝北区": "Yubei District",
+    "巴南区": "Banan District", "黔江区": "Qianjiang District", "长寿区": "Changshou District",
+    "江津区": "Jiangjin District", "合川区": "Hechuan District", "永川区": "Yongchuan District",
+    "南川区": "Nanchuan District", "璧山区": "Bishan District", "铜梁区": "Tongliang District",
+    "潼南区": "Tongnan District", "荣昌区": "Rongchang District", "开州区": "Kaizhou District",
+    "梁平区": "Liangping District", "武隆区": "Wulong District", "城口县": "Chengkou County",
+    "丰都县": "Fengdu County", "垫江县": "Dianjiang County", "忠县": "Zhong County",
+    "云阳县": "Yunyang County", "奉节县": "Fengjie County", "巫山县": "Wushan County",
+    "巫溪县": "Wuxi County", "石柱土家族自治县": "Shizhu Tujia Autonomous County",
+    "秀山土家族苗族自治县": "Xiushan Tujia and Miao Autonomous County",
+    "酉阳土家族苗族自治县": "Youyang Tujia and Miao Autonomous County",
+    "彭水苗族土家族自治县": "Pengshui Miao and Tujia Autonomous County",
+}
+
+
+def test_every_district_has_an_english_name_that_routes_back():
+    assert set(ENGLISH) == set(DISTRICTS)
+    for name in DISTRICTS:
+        english = district_english(name)
+        assert english == ENGLISH[name]
+        assert find_districts(english) == find_districts(english.lower()) == [name]
+
+
+@pytest.mark.parametrize(
+    "name, english",
+    [
+        ("开州区大进镇", "Dajin Town, Kaizhou District"),
+        ("大进镇", "Dajin Town"),
+        ("梁平區", "Liangping District"),
+        ("", ""),
+    ],
+)
+def test_district_english(name, english):
+    assert district_english(name) == english
