@@ -8,7 +8,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eval.metrics import TYPE_ORDER, UNANSWERABLE, locate, section_levels, section_matches
+from eval.metrics import (
+    DEFAULT_LANG,
+    DEFAULT_STYLE,
+    LANGS,
+    NEAR_MISS_KINDS,
+    STYLE_ORDER,
+    TYPE_ORDER,
+    UNANSWERABLE,
+    is_english,
+    locate,
+    section_levels,
+    section_matches,
+)
 from rag.schema import SECTION_SEPARATOR
 from rag.sections import parse_sections
 from rag.text import fold
@@ -22,7 +34,10 @@ class GoldError(ValueError):
 
 
 def load_gold(path: Path) -> list[dict]:
-    """The questions of a JSON-lines gold file, in order; GoldError names a bad line."""
+    """The questions of a JSON-lines gold file, in order; GoldError names a bad line.
+
+    Optional keys: style (default "dev"), lang (default "zh"), near_miss, items; check_gold validates them.
+    """
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -40,6 +55,8 @@ def load_gold(path: Path) -> list[dict]:
             raise GoldError(f"{path}:{number}: a question needs at least id, question and type.")
         item.setdefault("must_include", [])
         item.setdefault("sources", [])
+        item.setdefault("style", DEFAULT_STYLE)
+        item.setdefault("lang", DEFAULT_LANG)
         items.append(item)
     if not items:
         raise GoldError(f"Gold file {path} holds no questions.")
@@ -71,7 +88,10 @@ def check_gold(items: list[dict], texts: dict[str, str]) -> GoldCheck:
 
     Errors: duplicate ids, unknown types, missing keys, answerable questions without
     must_include or sources (or unanswerable ones with them), unknown files, evidence
-    not found verbatim, section levels not written as headings in that order.
+    not found verbatim, section levels not written as headings in that order; unknown
+    style, lang or near_miss kind, near_miss on an answerable question, items that are not
+    a non-empty list of strings, on an unanswerable question or not in a source file after
+    folding, and lang "en" on a question that is not mostly ASCII letters.
     Notes: evidence length outside 10..80, evidence above its section heading, and
     section paths that rag.sections would not give the evidence.
     """
@@ -93,6 +113,7 @@ def check_gold(items: list[dict], texts: dict[str, str]) -> GoldCheck:
             err(f"{qid}: an unanswerable question has no must_include and no sources")
         if kind != UNANSWERABLE and (not must or not sources):
             err(f"{qid}: an answerable question needs must_include and sources")
+        _check_trust_keys(item, texts, err)
         for n, source in enumerate(sources, 1):
             where = f"{qid} source {n}"
             missing = [key for key in SOURCE_KEYS if key not in source]
@@ -132,6 +153,37 @@ def check_gold(items: list[dict], texts: dict[str, str]) -> GoldCheck:
                 note(f"{where}: rag.sections puts the evidence under 「{parsed.path if parsed else ''}」, "
                      f"gold says 「{section}」")
     return check
+
+
+def _check_trust_keys(item: dict, texts: dict[str, str], err) -> None:
+    """Errors in the optional keys style, lang, near_miss and items of one question."""
+    qid, unanswerable = item.get("id", "?"), item.get("type") == UNANSWERABLE
+    style = item.get("style", DEFAULT_STYLE)
+    if style not in STYLE_ORDER:
+        err(f"{qid}: unknown style {style!r} (one of {', '.join(STYLE_ORDER)})")
+    lang = item.get("lang", DEFAULT_LANG)
+    if lang not in LANGS:
+        err(f"{qid}: unknown lang {lang!r} (one of {', '.join(LANGS)})")
+    elif lang == "en" and not is_english(str(item.get("question", ""))):
+        err(f"{qid}: lang en, but the question is not mostly ASCII letters")
+    if "near_miss" in item:
+        if not unanswerable:
+            err(f"{qid}: near_miss marks unanswerable questions only")
+        elif item["near_miss"] not in NEAR_MISS_KINDS:
+            err(f"{qid}: unknown near_miss kind {item['near_miss']!r} (one of {', '.join(NEAR_MISS_KINDS)})")
+    if "items" not in item:
+        return
+    items = item["items"]
+    if not isinstance(items, list) or not items or not all(isinstance(x, str) and x.strip() for x in items):
+        err(f"{qid}: items must be a non-empty list of strings")
+        return
+    if unanswerable:
+        err(f"{qid}: an unanswerable question has no items")
+        return
+    files = [s["file"] for s in item.get("sources", []) if isinstance(s, dict) and s.get("file") in texts]
+    for entry in items if files else []:  # unknown source files are reported with the sources
+        if not any(fold(entry) in fold(texts[file]) for file in files):
+            err(f"{qid}: item 「{entry}」 not found in {', '.join(files)} (compared after folding)")
 
 
 def report_texts(folder: Path, extensions: list[str], max_bytes: int) -> dict[str, str]:

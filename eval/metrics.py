@@ -4,11 +4,16 @@
 record (one line of results.jsonl); `summarize` turns the records into metrics.json.
 Conventions:
 
-* retrieval, answer accuracy, citations and false refusals cover answerable questions;
-  refusal recall covers the unanswerable ones;
-* citation and numeric-faithfulness figures are pooled over every cited passage or
-  stated figure (micro averages); the others are means over questions;
+* retrieval, answer accuracy, citations checked against gold and false refusals cover
+  answerable questions; refusal recall covers the unanswerable ones;
+* what an answer says is checked against its own citations (numeric faithfulness, citation
+  precision, clause districts) in every answer that is not a refusal;
+* citation and numeric-faithfulness figures are pooled over every cited passage, stated
+  figure or marked clause (micro averages); the others are means over questions;
 * a figure with nothing to measure is None (null in JSON), never 0.
+
+Trust figures look at an answer cut into segments: the text before each group of
+consecutive [n] markers, closed by that group (see marker_segments).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from rag.districts import find_districts
 from rag.grounding import figures
 from rag.schema import SECTION_SEPARATOR
 from rag.text import fold
@@ -26,14 +32,26 @@ UNANSWERABLE = "unanswerable"
 HIT_KS = (1, 3, 5, 10)
 RETRIEVE_K = max(HIT_KS)
 TYPE_ORDER = ("fact_number", "fact_text", "attribution", "section", "comparison", "multi_hop", UNANSWERABLE)
+# Gold keys of the trust questions. A question without "style" is a "dev" one, without "lang" a Chinese
+# one; an unanswerable question without "near_miss" is of kind "other".
+DEFAULT_STYLE = "dev"
+STYLE_ORDER = (DEFAULT_STYLE, "paraphrase", "no_district", "other_script", "english", "near_miss", "list")
+NEAR_MISS_KINDS = ("year", "kind", "district", "absent")
+OTHER_KIND = "other"
+DEFAULT_LANG = "zh"
+LANGS = (DEFAULT_LANG, "en")
 
 METRIC_KEYS = (
     *(f"retrieval.hit@{k}" for k in HIT_KS),
     "retrieval.mrr",
     f"retrieval.recall@{RETRIEVE_K}",
     "answer.accuracy",
+    "answer.language",
+    "list.completeness",
     "citation.district_accuracy",
     "citation.section_accuracy",
+    "citation.precision",
+    "citation.clause_district",
     "refusal.recall",
     "refusal.false_rate",
     "faithfulness.numeric",
@@ -48,7 +66,9 @@ WRONG_ANSWER = ("error", "false_refusal", "missing", "not_refused")
 # Where a higher value is worse (used by reports and comparisons).
 LOWER_IS_BETTER = ("refusal.false_rate", "latency.")
 
-_MARKER = re.compile(r"\[\d+\]")
+_MARKER = re.compile(r"\[\d{1,3}\]")  # as rag.answering reads them: [2024] is text
+_MARKER_GROUP = re.compile(r"\[\d{1,3}\](?:\s*\[\d{1,3}\])*")
+_QUOTED = re.compile(r"「[^」]*」")
 _SPACE = re.compile(r"\s+")
 
 
@@ -72,6 +92,19 @@ def missing_terms(answer: str, must_include: Iterable[str]) -> list[str]:
     """The must_include strings that the answer does not contain, compared after normalize."""
     got = normalize(answer)
     return [term for term in must_include if normalize(term) not in got]
+
+
+def list_completeness(answer: str, items: list[str]) -> float | None:
+    """Share of the items that the answer contains, compared as missing_terms does (None without items)."""
+    if not items:
+        return None
+    return (len(items) - len(missing_terms(answer, items))) / len(items)
+
+
+def is_english(text: str) -> bool:
+    """True when ASCII letters make up most of the letters of text, [n] markers and 「」 quotes left out."""
+    letters = [c for c in _QUOTED.sub("", _MARKER.sub("", fold(text))) if c.isalpha()]
+    return 2 * sum(c.isascii() for c in letters) > len(letters)
 
 
 def locate(evidence: str, text: str) -> tuple[int, int] | None:
@@ -152,6 +185,72 @@ def figure_support(answer: str, cited_texts: list[str], allowed: str = "") -> tu
     return stated & known, stated - known
 
 
+class ClauseCheck(NamedTuple):
+    """A segment of an answer that names a district, and the districts of the markers closing it."""
+
+    text: str
+    named: list[str]
+    cited: list[tuple[int, str | None]]  # (n, district of citation n; None when no citation has that n)
+    ok: bool
+
+
+def marker_segments(answer: str) -> list[tuple[str, list[int]]]:
+    """The answer cut after each group of consecutive [n] markers (white space between them allowed):
+    (the text before the group, the group's numbers); text after the last group comes last with []."""
+    segments, at = [], 0
+    for match in _MARKER_GROUP.finditer(answer):
+        segments.append((answer[at:match.start()], [int(n) for n in re.findall(r"\d+", match.group())]))
+        at = match.end()
+    if answer[at:]:
+        segments.append((answer[at:], []))
+    return segments
+
+
+def figure_precision(answer: str, citations: list[dict], allowed: str = "") -> tuple[list[str], list[str]]:
+    """(precise, imprecise): each figure of each segment, precise when a quote of the markers closing
+    that segment states it (compared as figures() gives them); a figure after the last marker is imprecise.
+
+    Figures that also occur in `allowed` (the question, the citation labels) are not counted.
+    """
+    quotes = {c["n"]: c["quote"] for c in citations}
+    skip = figures(allowed)
+    precise: list[str] = []
+    imprecise: list[str] = []
+    for segment, numbers in marker_segments(answer):
+        known = set().union(*(figures(quotes[n]) for n in numbers if n in quotes))
+        for figure in sorted(figures(segment) - skip):
+            (precise if figure in known else imprecise).append(figure)
+    return precise, imprecise
+
+
+def district_agrees(named: str, cited: str) -> bool:
+    """The named district is the cited one, or its start or end (开州区, 大进镇 of 开州区大进镇), after folding."""
+    a, b = normalize(named), normalize(cited)
+    return bool(a) and (b.startswith(a) or b.endswith(a))
+
+
+def clause_districts(answer: str, citations: list[dict]) -> list[ClauseCheck]:
+    """A check of each segment that names a district and is closed by markers: ok when every
+    marker's citation is of a district the segment names (a marker without a citation is not)."""
+    district_of = {c["n"]: c["district"] for c in citations}
+    checks = []
+    for segment, numbers in marker_segments(answer):
+        named = find_districts(segment)
+        if not named or not numbers:
+            continue
+        cited = [(n, district_of.get(n)) for n in numbers]
+        ok = all(d is not None and any(district_agrees(name, d) for name in named) for _, d in cited)
+        checks.append(ClauseCheck(segment, named, cited, ok))
+    return checks
+
+
+def _clause_detail(check: ClauseCheck) -> str:
+    shown = check.text.strip().lstrip("。；;，,、：:")[-30:]
+    wrong = [f"[{n}] {d or 'no passage'}" for n, d in check.cited
+             if d is None or not any(district_agrees(name, d) for name in check.named)]
+    return f"「{shown}」 names {'、'.join(check.named)} but cites {'、'.join(wrong)}"
+
+
 # ---- aggregation helpers ------------------------------------------------------------------
 
 
@@ -192,6 +291,8 @@ def score_question(
     answer: the pipeline's Answer as a dict, or None when the call raised (see error).
     """
     answerable = gold["type"] != UNANSWERABLE
+    lang = gold.get("lang") or DEFAULT_LANG
+    items = gold.get("items") or []
     reasons: list[dict] = []
 
     def reason(category: str, detail: str) -> None:
@@ -245,19 +346,34 @@ def score_question(
             reason("not_refused", "answered a question the reports do not cover")
 
     scores["figures_found"], scores["figures_unsupported"] = [], []
+    scores["citation_precision"] = scores["clause_district"] = None
     if answer is not None and not refused:
         labels = " ".join(f"{c['district']} {c['year']} {c['section']}" for c in citations)
-        found, unsupported = figure_support(text, [c["quote"] for c in citations], gold["question"] + " " + labels)
+        allowed = gold["question"] + " " + labels
+        found, unsupported = figure_support(text, [c["quote"] for c in citations], allowed)
         scores["figures_found"], scores["figures_unsupported"] = sorted(found), sorted(unsupported)
         if unsupported:
             reason("unsupported_figure", "not in the cited passages: " + "、".join(sorted(unsupported)))
+        precise, imprecise = figure_precision(text, citations, allowed)
+        scores["citation_precision"] = {"precise": len(precise), "total": len(precise) + len(imprecise),
+                                        "imprecise": imprecise}
+        clauses = clause_districts(text, citations)
+        scores["clause_district"] = {"right": sum(c.ok for c in clauses), "total": len(clauses),
+                                     "wrong": [_clause_detail(c) for c in clauses if not c.ok]}
+    given = text if answer is not None and not refused else ""
+    scores["list_completeness"] = list_completeness(given, items)
+    scores["items_missing"] = missing_terms(given, items)
+    scores["language_ok"] = (answer is not None and is_english(text)) if lang == "en" else None
 
     return {
         "id": gold["id"],
         "type": gold["type"],
+        "style": gold.get("style") or DEFAULT_STYLE,
+        "lang": lang,
+        "near_miss": gold.get("near_miss"),
         "question": gold["question"],
         "expected": {"answer": gold.get("answer", ""), "must_include": gold.get("must_include", []),
-                     "sources": gold.get("sources", [])},
+                     "sources": gold.get("sources", []), "items": list(items)},
         "evidence": [list(span) if span else None for span in evidence],
         "retrieved": rows,
         "answer": answer,
@@ -285,7 +401,18 @@ def aggregate(records: list[dict]) -> dict:
     checks = [c for r in answerable for c in r["scores"]["citations"]]
     metrics["citation.district_accuracy"] = ratio(sum(c["district_ok"] for c in checks), len(checks))
     metrics["citation.section_accuracy"] = ratio(sum(c["section_ok"] for c in checks), len(checks))
+    metrics["answer.language"] = mean(r["scores"]["language_ok"] for r in records)
+    metrics["list.completeness"] = mean(r["scores"]["list_completeness"] for r in records)
+    precision = [s for r in records if (s := r["scores"]["citation_precision"])]
+    metrics["citation.precision"] = ratio(sum(s["precise"] for s in precision), sum(s["total"] for s in precision))
+    clauses = [s for r in records if (s := r["scores"]["clause_district"])]
+    metrics["citation.clause_district"] = ratio(sum(s["right"] for s in clauses), sum(s["total"] for s in clauses))
     metrics["refusal.recall"] = mean(r["scores"]["refused"] is True for r in unanswerable)
+    kinds = (*NEAR_MISS_KINDS, OTHER_KIND)
+    kinds += tuple(sorted({near_miss_kind(r) for r in unanswerable} - set(kinds)))
+    metrics["refusal.recall_by_kind"] = {
+        kind: mean(r["scores"]["refused"] is True for r in unanswerable if near_miss_kind(r) == kind) for kind in kinds
+    }
     metrics["refusal.false_rate"] = mean(r["scores"]["refused"] is True for r in answerable)
     found = sum(len(r["scores"]["figures_found"]) for r in records)
     stated = found + sum(len(r["scores"]["figures_unsupported"]) for r in records)
@@ -304,12 +431,23 @@ def aggregate(records: list[dict]) -> dict:
     return metrics
 
 
+def near_miss_kind(record: dict) -> str:
+    """The near-miss kind of an unanswerable question's record ("other" when the gold gives none)."""
+    return record.get("near_miss") or OTHER_KIND
+
+
+def breakdown(records: list[dict], field: str, order: tuple[str, ...]) -> dict[str, dict]:
+    """aggregate() over the records of each value of record[field]: values in `order` first, then the others."""
+    values = [v for v in order if any(r[field] == v for r in records)]
+    values += sorted({r[field] for r in records} - set(values))
+    return {v: aggregate([r for r in records if r[field] == v]) for v in values}
+
+
 def summarize(records: list[dict]) -> dict:
-    """aggregate() over all records, and the same per question type under "by_type"."""
+    """aggregate() over all records, and the same per question type ("by_type") and style ("by_style")."""
     metrics = aggregate(records)
-    types = [t for t in TYPE_ORDER if any(r["type"] == t for r in records)]
-    types += sorted({r["type"] for r in records} - set(types))
-    metrics["by_type"] = {t: aggregate([r for r in records if r["type"] == t]) for t in types}
+    metrics["by_type"] = breakdown(records, "type", TYPE_ORDER)
+    metrics["by_style"] = breakdown(records, "style", STYLE_ORDER)
     return metrics
 
 
@@ -326,11 +464,18 @@ def failure_categories(records: list[dict]) -> dict[str, int]:
 
 
 def lookup(metrics: dict, key: str):
-    """metrics[key]; "by_type.TYPE.figure" looks inside by_type. KeyError when unknown."""
-    if key.startswith("by_type."):
-        _, kind, figure = key.split(".", 2)
-        return metrics["by_type"][kind][figure]
-    return metrics[key]
+    """The figure named key; dotted names reach into groups ("by_type.TYPE.figure", "by_style.STYLE.figure",
+    "refusal.recall_by_kind.KIND"). KeyError when unknown or when key names a whole group."""
+    if key in metrics and not isinstance(metrics[key], dict):
+        return metrics[key]
+    for at in (i for i, char in enumerate(key) if char == "."):
+        group = metrics.get(key[:at])
+        if isinstance(group, dict):
+            try:
+                return lookup(group, key[at + 1:])
+            except KeyError:
+                continue
+    raise KeyError(key)
 
 
 def check_floors(metrics: dict, floors: dict) -> list[str]:
@@ -341,7 +486,7 @@ def check_floors(metrics: dict, floors: dict) -> list[str]:
             try:
                 value = lookup(metrics, key)
             except KeyError:
-                problems.append(f"{key}: not in the metrics (unknown figure or question type)")
+                problems.append(f"{key}: not in the metrics (unknown figure, question type, style or kind)")
                 continue
             if value is None:
                 problems.append(f"{key}: not measured (no questions of that kind)")

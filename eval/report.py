@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
-from eval.metrics import LOWER_IS_BETTER, METRIC_KEYS, RETRIEVE_K, WRONG_ANSWER, failure_categories
+from eval.metrics import (
+    LOWER_IS_BETTER,
+    METRIC_KEYS,
+    RETRIEVE_K,
+    WRONG_ANSWER,
+    failure_categories,
+    near_miss_kind,
+)
 
 BY_TYPE_COLUMNS = (
     ("hit@1", "retrieval.hit@1"), ("hit@5", "retrieval.hit@5"), ("mrr", "retrieval.mrr"),
     ("accuracy", "answer.accuracy"), ("refusal recall", "refusal.recall"), ("false refusal", "refusal.false_rate"),
     ("cit. district", "citation.district_accuracy"), ("cit. section", "citation.section_accuracy"),
-    ("numeric faith.", "faithfulness.numeric"), ("total p50 ms", "latency.total_p50"),
+    ("cit. precision", "citation.precision"), ("numeric faith.", "faithfulness.numeric"),
+    ("total p50 ms", "latency.total_p50"),
+)
+BY_STYLE_COLUMNS = (
+    ("accuracy", "answer.accuracy"), ("refusal recall", "refusal.recall"), ("false refusal", "refusal.false_rate"),
+    ("cit. precision", "citation.precision"),
 )
 KEY_SETTINGS = (
     "embedding.model", "ingest.chunk_tokens", "ingest.overlap_tokens", "retrieval.top_k", "retrieval.dense_k",
@@ -131,13 +144,38 @@ def metrics_table(metrics: dict) -> list[str]:
     return lines
 
 
-def by_type_table(metrics: dict) -> list[str]:
-    header = "| type | n | " + " | ".join(name for name, _ in BY_TYPE_COLUMNS) + " |"
-    lines = [header, "| --- | ---: |" + " ---: |" * len(BY_TYPE_COLUMNS)]
-    for kind, m in [*metrics["by_type"].items(), ("all", metrics)]:
-        values = " | ".join(fmt(m.get(key), key) for _, key in BY_TYPE_COLUMNS)
+def breakdown_table(metrics: dict, group: str, label: str, columns) -> list[str]:
+    """One row per entry of metrics[group] (by_type, by_style), then one for all questions."""
+    header = f"| {label} | n | " + " | ".join(name for name, _ in columns) + " |"
+    lines = [header, "| --- | ---: |" + " ---: |" * len(columns)]
+    for kind, m in [*metrics[group].items(), ("all", metrics)]:
+        values = " | ".join(fmt(m.get(key), key) for _, key in columns)
         lines.append(f"| {kind} | {m['questions']} | {values} |")
     return lines
+
+
+def near_miss_table(metrics: dict, records: list[dict]) -> list[str]:
+    """Refusal recall of each near-miss kind that has questions."""
+    counts = Counter(near_miss_kind(r) for r in records if not r["scores"]["answerable"])
+    rows = [f"| {kind} | {counts[kind]} | {fmt(recall)} |"
+            for kind, recall in metrics["refusal.recall_by_kind"].items() if counts[kind]]
+    return ["| near miss | n | refusal recall |", "| --- | ---: | ---: |", *rows] if rows else ["none"]
+
+
+def trust_problems(record: dict) -> list[str]:
+    """What a record's trust figures found wrong: figures no closing citation states, clauses citing
+    another district, list items left out, an English question answered in another language."""
+    s = record["scores"]
+    found = []
+    if s["citation_precision"] and s["citation_precision"]["imprecise"]:
+        found.append("figures no closing citation states: " + "、".join(s["citation_precision"]["imprecise"]))
+    if s["clause_district"]:
+        found += s["clause_district"]["wrong"]
+    if s["items_missing"]:
+        found.append("list lacks " + "、".join(s["items_missing"]))
+    if s["language_ok"] is False:
+        found.append("answer not in English")
+    return found
 
 
 def describe(record: dict) -> list[str]:
@@ -174,6 +212,7 @@ def write_report(path: Path, metrics: dict, records: list[dict], plots: list[tup
     settings = flatten(metrics.get("settings") or {})
     failures = [r for r in records if r["failed"]]
     problems = [r for r in records if not r["failed"] and r["reasons"]]
+    distrusted = [(r, found) for r in records if (found := trust_problems(r))]
     lines = [
         f"# Evaluation: {metrics['provider']} ({metrics['model']})",
         "",
@@ -187,13 +226,24 @@ def write_report(path: Path, metrics: dict, records: list[dict], plots: list[tup
         "",
         "Fractions in 0..1, latency in ms. Retrieval, accuracy, citations and false refusals cover answerable "
         "questions; refusal recall the unanswerable ones. A hit is a passage of the gold file overlapping a gold "
-        f"evidence span, in the top k of {RETRIEVE_K}.",
+        f"evidence span, in the top k of {RETRIEVE_K}. Citation precision and clause district cover every answer "
+        "that is not a refusal: the share of stated figures that a quote of the [n] markers right after them "
+        "states, and of marked clauses naming a district whose citations are all of it. List completeness: share "
+        "of a list question's items given; answer language: share of English questions answered in English.",
         "",
         *metrics_table(metrics),
         "",
         "## By question type",
         "",
-        *by_type_table(metrics),
+        *breakdown_table(metrics, "by_type", "type", BY_TYPE_COLUMNS),
+        "",
+        "## By question style",
+        "",
+        *breakdown_table(metrics, "by_style", "style", BY_STYLE_COLUMNS),
+        "",
+        "## Refusal recall by near-miss kind",
+        "",
+        *near_miss_table(metrics, records),
         "",
         "## Failure categories",
         "",
@@ -217,6 +267,10 @@ def write_report(path: Path, metrics: dict, records: list[dict], plots: list[tup
     for record in problems:
         lines.append(f"- **{record['id']}** ({record['type']}) {record['question']} — "
                      + "; ".join(f"{x['category']}: {x['detail']}" for x in record["reasons"]))
+    lines += ["", f"## Trust problems ({len(distrusted)})", ""]
+    for record, found in distrusted:
+        lines.append(f"- **{record['id']}** ({record['type']}, {record['style']}) {record['question']} — "
+                     + "; ".join(found))
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
 
 

@@ -8,8 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from eval.cli import eval_cli
+from eval.goldset import check_gold, load_gold
 from eval.harness import load_run, run_eval
 from eval.metrics import METRIC_KEYS, Span, score_question, summarize
+from eval.report import write_report
 from rag.pipeline import Pipeline
 from tests.conftest import GOLD, SEEDS
 
@@ -57,6 +59,7 @@ def test_run_eval_writes_metrics_results_report_and_plots(seeded_pipeline, gold_
 
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "| retrieval.hit@10 | 1.000 |" in report and "## By question type" in report
+    assert "| citation.precision |" in report and "## By question style" in report
     assert "![Retrieval hit@k](hit_at_k.png)" in report
     for record in records:
         assert (f"### {record['id']} ·" in report) is record["failed"]
@@ -196,3 +199,87 @@ def test_check_gold_reports_an_unreadable_line(tmp_path):
     gold.write_text('{"id": "q1", "question": "?", "type": "fact_text"}\n{not json\n', encoding="utf-8")
     result = CliRunner().invoke(eval_cli, ["check-gold", str(gold), "--reports", str(SEEDS)])
     assert result.exit_code == 1 and "broken.jsonl:2: not valid JSON" in result.output
+
+
+# ---- gold keys of the trust questions --------------------------------------------------------
+
+REPORT = "一、主要成效\n全年调解矛盾纠纷1.16万件，调解成功率为99.8％。建成商事調解中心1个。\n"
+ANSWERABLE = {"id": "q1", "question": "荣昌区调解成功率是多少？", "type": "fact_number", "must_include": ["99.8%"],
+              "sources": [{"file": "a.txt", "district": "荣昌区", "year": 2024, "section": "一、主要成效",
+                           "evidence": "全年调解矛盾纠纷1.16万件"}]}
+UNANSWERABLE = {"id": "q2", "question": "荣昌区2019年调解成功率是多少？", "type": "unanswerable",
+                "must_include": [], "sources": []}
+
+
+def test_load_gold_accepts_the_trust_keys_and_defaults_style_and_lang(tmp_path):
+    items = [{**ANSWERABLE, "style": "list", "items": ["1.16万件"], "lang": "en"},
+             {**UNANSWERABLE, "style": "near_miss", "near_miss": "year"}, {**ANSWERABLE, "id": "q3"}]
+    path = tmp_path / "g.jsonl"
+    path.write_text("\n".join(json.dumps(i, ensure_ascii=False) for i in items), encoding="utf-8")
+    loaded = load_gold(path)
+    assert loaded[0]["items"] == ["1.16万件"] and loaded[0]["lang"] == "en" and loaded[0]["style"] == "list"
+    assert loaded[1]["near_miss"] == "year"
+    assert (loaded[2]["style"], loaded[2]["lang"]) == ("dev", "zh") and "items" not in loaded[2]
+
+
+A, U = ANSWERABLE, UNANSWERABLE
+ITEMS = {**A, "style": "list", "items": ["1.16万件", "商事调解中心"]}   # 商事調解中心 in the report: found after folding
+
+
+@pytest.mark.parametrize(
+    "good, bad, error",
+    [
+        ({**A, "style": "paraphrase"}, {**A, "style": "slang"}, "q1: unknown style 'slang'"),
+        ({**A, "style": "dev"}, {**A, "style": "Paraphrase"}, "q1: unknown style 'Paraphrase'"),
+        ({**U, "near_miss": "year"}, {**U, "near_miss": "month"}, "q2: unknown near_miss kind 'month'"),
+        ({**U, "style": "near_miss", "near_miss": "absent"}, {**A, "near_miss": "year"},
+         "q1: near_miss marks unanswerable questions only"),
+        (ITEMS, {**A, "items": ["调解中心2个"]}, "q1: item 「调解中心2个」 not found in a.txt"),
+        (ITEMS, {**A, "items": "1.16万件"}, "q1: items must be a non-empty list of strings"),
+        (ITEMS, {**A, "items": []}, "q1: items must be a non-empty list of strings"),
+        (ITEMS, {**U, "items": ["1.16万件"]}, "q2: an unanswerable question has no items"),
+        ({**A, "lang": "en", "question": "What was the 荣昌区 mediation success rate?"}, {**A, "lang": "en"},
+         "q1: lang en, but the question is not mostly ASCII letters"),
+        ({**A, "lang": "zh"}, {**A, "lang": "fr"}, "q1: unknown lang 'fr'"),
+    ],
+)
+def test_check_gold_validates_the_trust_keys(good, bad, error):
+    texts = {"a.txt": REPORT}
+    assert check_gold([good], texts).errors == []
+    errors = check_gold([bad], texts).errors
+    assert len(errors) == 1 and errors[0].startswith(error), errors
+
+
+# ---- report.md -------------------------------------------------------------------------------
+
+
+def _cite(n, district, quote):
+    return {"n": n, "file": "a.txt", "district": district, "year": 2024, "section": "一、成效", "start": 0, "end": 10,
+            "quote": quote}
+
+
+def test_report_shows_trust_figures_styles_near_misses_and_problems(tmp_path):
+    row = {"file": "a.txt", "district": "荣昌区", "year": 2024, "section": "一、成效", "start": 0, "end": 50}
+    refusal = {**_answer("报告中没有相关信息", 100.0), "refused": True}
+    records = [
+        score_question({**_gold("q1", "12件"), "style": "paraphrase"}, [row], [Span("a.txt", 0, 10)],
+                       {**_answer("荣昌区共12件[1]，增长5%。", 100.0), "citations": [_cite(1, "梁平区", "共12件")]}),
+        score_question({"id": "q2", "type": "unanswerable", "question": "荣昌区2019年呢？", "style": "near_miss",
+                        "near_miss": "year"}, [], [], refusal),
+        score_question({**_gold("q3", "甲项"), "style": "list", "lang": "en", "items": ["甲项", "乙项"]}, [row],
+                       [Span("a.txt", 0, 10)], _answer("甲项", 100.0)),
+    ]
+    metrics = {**summarize(records), "provider": "extractive", "model": "extractive", "gold": "g.jsonl",
+               "git": {"commit": "abc", "dirty": False}, "settings": {}, "started": "now", "seconds": 1.0}
+    write_report(tmp_path / "report.md", metrics, records, [])
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "| citation.precision | 0.500 |" in report and "| citation.clause_district | 0.000 |" in report
+    assert "| list.completeness | 0.500 |" in report and "| answer.language | 0.000 |" in report
+    styles = report.split("## By question style")[1].split("##")[0]
+    assert "| paraphrase | 1 | 1.000 | – | 0.000 | 0.500 |" in styles
+    assert "| near_miss | 1 | – | 1.000 | – | – |" in styles
+    kinds = report.split("## Refusal recall by near-miss kind")[1].split("##")[0]
+    assert "| year | 1 | 1.000 |" in kinds and "| other |" not in kinds
+    trust = report.split("## Trust problems (2)")[1]
+    assert "**q1**" in trust and "5%" in trust and "[1] 梁平区" in trust
+    assert "**q3**" in trust and "乙项" in trust and "not in English" in trust

@@ -1,4 +1,4 @@
-"""Evaluation metrics on small hand-made cases: folding, span hits, citations, refusals, aggregates."""
+"""Evaluation metrics on small hand-made cases: folding, span hits, citations, refusals, trust, aggregates."""
 
 from __future__ import annotations
 
@@ -9,12 +9,18 @@ from eval.metrics import (
     aggregate,
     check_floors,
     citation_matches,
+    clause_districts,
     evidence_recall,
     failure_categories,
+    figure_precision,
     figure_support,
     first_hit,
     hit_at,
+    is_english,
+    list_completeness,
     locate,
+    lookup,
+    marker_segments,
     missing_terms,
     passage_hits,
     percentile,
@@ -258,3 +264,203 @@ def test_check_floors_names_each_figure_missed(records):
     assert any(p.startswith("no.such: not in the metrics") for p in problems)
     assert any(p.startswith("refusal.false_rate = 0.250 is above its ceiling") for p in problems)
     assert check_floors(m, {"min": {"refusal.recall": 1.0}, "max": {"latency.total_p95": 300}}) == []
+
+
+# ---- trust: does each clause's own citation back it? ----------------------------------------
+
+Q660 = "受理法律援助案件660件"
+Q39 = "同比增长39%"
+
+
+@pytest.mark.parametrize(
+    "text, segments",
+    [
+        ("共12件[1]。", [("共12件", [1]), ("。", [])]),
+        ("甲12件[1][2]，乙5件 [3] [4]。丙", [("甲12件", [1, 2]), ("，乙5件 ", [3, 4]), ("。丙", [])]),
+        ("共12件[1]", [("共12件", [1])]),
+        ("没有标注", [("没有标注", [])]),
+        ("[1]开头", [("", [1]), ("开头", [])]),
+        ("", []),
+    ],
+)
+def test_marker_segments_cut_after_each_group_of_markers(text, segments):
+    assert marker_segments(text) == segments
+
+
+@pytest.mark.parametrize(
+    "text, quotes, allowed, precise, imprecise",
+    [
+        ("调解成功率为99.8％[1]。", {1: "调解成功率99.8%"}, "", ["99.8%"], []),          # width folded
+        ("受理660件[1]，增长39%。", {1: f"{Q660}，{Q39}"}, "", ["660"], ["39%"]),         # no marker after 39%
+        ("受理660件，增长39%[1][2]。", {1: Q660, 2: Q39}, "", ["39%", "660"], []),         # any quote of the group
+        ("受理660件[2]，增长39%[1]。", {1: Q660, 2: Q39}, "", [], ["660", "39%"]),         # markers swapped
+        ("受理660件[1]，增长39%[1]。", {1: Q660, 2: Q39}, "", ["660"], ["39%"]),           # [2] is never used
+        ("2023年受理660件[1]", {1: Q660}, "沙坪坝区2023年", ["660"], []),                 # a figure of the question
+        ("2023年受理660件[1]", {1: Q660}, "", ["660"], ["2023"]),
+        ("受理660件[3]", {1: Q660}, "", [], ["660"]),                                     # marker without a passage
+        ("报告未提及具体数字[1]", {1: Q660}, "", [], []),
+    ],
+)
+def test_figure_precision_needs_the_quote_of_the_markers_closing_the_figure(text, quotes, allowed, precise, imprecise):
+    cited = [citation(n, quote=q) for n, q in quotes.items()]
+    assert figure_precision(text, cited, allowed) == (precise, imprecise)
+
+
+@pytest.mark.parametrize(
+    "text, districts, oks",
+    [
+        ("沙坪坝区调解1.16万件[1]。", {1: "沙坪坝区"}, [True]),
+        ("梁平區調解11228件[1]。", {1: "梁平区"}, [True]),                                 # folded script
+        ("开州区深化执法改革[1]。", {1: "开州区大进镇"}, [True]),                          # a town of the district
+        ("大进镇建成调解室[1]。", {1: "开州区大进镇"}, [True]),                            # the town named alone
+        ("开州区大进镇建成调解室[1]。", {1: "开州区"}, [False]),                           # the district is not the town
+        ("沙坪坝区调解1.16万件[1]；梁平区调解11228件[2]。", {1: "沙坪坝区", 2: "沙坪坝区"}, [True, False]),
+        ("九龙坡区和沙坪坝区都设立了服务站[1][2]。", {1: "九龙坡区", 2: "沙坪坝区"}, [True]),
+        ("九龙坡区和沙坪坝区都设立了服务站[1][2]。", {1: "九龙坡区", 2: "梁平区"}, [False]),
+        ("沙坪坝区调解1.16万件[3]。", {1: "沙坪坝区"}, [False]),                           # marker without a passage
+        ("调解1.16万件[1]。沙坪坝区还建成中心。", {1: "梁平区"}, []),                      # no district before [1]
+    ],
+)
+def test_clause_districts_every_marker_cites_a_district_the_clause_names(text, districts, oks):
+    cited = [citation(n, district=d) for n, d in districts.items()]
+    assert [check.ok for check in clause_districts(text, cited)] == oks
+
+
+@pytest.mark.parametrize(
+    "text, items, share",
+    [
+        ("主要有：甲项、乙项和丙项[1]。", ["甲项", "乙项", "丙项"], 1.0),
+        ("一是依法決策參謀作用仍需加強[1]", ["依法决策参谋作用仍需加强", "行政执法监督效能仍需提升"], 0.5),
+        ("建成 商事调解中心1个", ["商事调解中心", "1个", "公证处", "仲裁委"], 0.5),            # white space ignored
+        ("报告中没有相关信息", ["甲项"], 0.0),
+        ("主要有：甲项", [], None),
+    ],
+)
+def test_list_completeness_is_the_share_of_items_given(text, items, share):
+    assert list_completeness(text, items) == share
+
+
+@pytest.mark.parametrize(
+    "text, english",
+    [
+        ("The mediation success rate was 99.8%[1].", True),
+        ("Shapingba (沙坪坝区) mediated 11,600 disputes in 2023[1].", True),
+        ("The report says 「全年调解矛盾纠纷1.16万件，调解成功率为99.8％，建成商事调解中心1个」[1].", True),
+        ("Ｔｈｅ ｒａｔｅ ｗａｓ 99.8%", True),                                          # full-width letters
+        ("调解成功率为99.8%[1]。", False),
+        ("Answer: 全年调解矛盾纠纷1.16万件[1]", False),
+        ("报告中没有相关信息（no info）。", False),
+        ("[1]", False),
+        ("", False),
+    ],
+)
+def test_is_english_counts_ascii_letters_outside_markers_and_quotes(text, english):
+    assert is_english(text) is english
+
+
+def test_record_carries_style_lang_and_per_question_trust_counts():
+    cited = [citation(), citation(2, district="梁平区", file="001_y.txt", quote="受理660件")]
+    text = "沙坪坝区调解成功率为99.8％[1]；沙坪坝区受理660件[2]，增长39%。"
+    r = score_question({**gold(), "style": "paraphrase"}, [row(90, 200)], EVIDENCE, answer(text, citations=cited))
+    assert (r["style"], r["lang"], r["near_miss"]) == ("paraphrase", "zh", None)
+    s = r["scores"]
+    assert s["citation_precision"] == {"precise": 2, "total": 3, "imprecise": ["39%"]}
+    assert s["clause_district"]["right"] == 1 and s["clause_district"]["total"] == 2
+    assert len(s["clause_district"]["wrong"]) == 1 and "[2] 梁平区" in s["clause_district"]["wrong"][0]
+    assert s["list_completeness"] is None and s["items_missing"] == [] and s["language_ok"] is None
+    assert r["expected"]["items"] == []
+    plain = score_question(gold(), [], EVIDENCE, answer())
+    assert (plain["style"], plain["lang"]) == ("dev", "zh")
+
+
+def test_record_of_english_list_and_refused_answers():
+    en = {**gold(), "style": "english", "lang": "en", "question": "What was the mediation success rate in 2023?"}
+    assert score_question(en, [], EVIDENCE, answer("The success rate was 99.8%[1]."))["scores"]["language_ok"] is True
+    assert score_question(en, [], EVIDENCE, answer())["scores"]["language_ok"] is False
+    assert score_question(en, [], EVIDENCE, None, error="ask: boom")["scores"]["language_ok"] is False
+
+    listed = {**gold(must=("甲项",)), "style": "list", "items": ["甲项", "乙项", "丙项", "丁项"]}
+    r = score_question(listed, [], EVIDENCE, answer("有甲项、乙项[1]。"))
+    assert r["scores"]["list_completeness"] == 0.5 and r["scores"]["items_missing"] == ["丙项", "丁项"]
+    assert r["scores"]["correct"] and r["expected"]["items"] == listed["items"]   # accuracy stays must_include
+    refused = score_question(listed, [], EVIDENCE, answer("报告中没有相关信息：甲项", refused=True, citations=[]))
+    assert refused["scores"]["list_completeness"] == 0.0
+    assert refused["scores"]["citation_precision"] is None and refused["scores"]["clause_district"] is None
+
+    near = score_question({**gold("q9", "unanswerable", ()), "near_miss": "year"}, [], [], answer())
+    assert near["near_miss"] == "year"
+
+
+@pytest.fixture
+def styled_records():
+    refusal = answer("报告中没有相关信息", refused=True, citations=[])
+    q660 = citation(2, quote="受理660件")
+    items = ["甲项", "乙项", "丙项", "丁项"]
+    return [
+        score_question(gold("s1"), [row(90, 200)], EVIDENCE, answer("沙坪坝区调解成功率为99.8％[1]，受理660件[1]。")),
+        score_question({**gold("s2"), "style": "paraphrase"}, [row(90, 200)], EVIDENCE,
+                       answer("调解成功率为99.8％[1]；梁平区受理660件[2]。", citations=[citation(), q660])),
+        score_question({**gold("s3"), "style": "paraphrase"}, [], EVIDENCE, refusal),
+        score_question({**gold("s4", must=("甲项",)), "style": "list", "items": items}, [], EVIDENCE,
+                       answer("有甲项、乙项[1]。")),
+        score_question({**gold("s5", "unanswerable", ()), "style": "near_miss", "near_miss": "year"}, [], [], refusal),
+        score_question({**gold("s6", "unanswerable", ()), "style": "near_miss", "near_miss": "district"}, [], [],
+                       answer("成功率37%[1]")),
+        score_question(gold("s7", "unanswerable", ()), [], [], refusal),
+        score_question({**gold("s8"), "style": "english", "lang": "en"}, [], EVIDENCE,
+                       answer("The success rate was 99.8%[1].")),
+        score_question({**gold("s9"), "style": "english", "lang": "en"}, [], EVIDENCE, answer()),
+    ]
+
+
+def test_aggregate_trust_figures(styled_records):
+    m = aggregate(styled_records)
+    assert m["answer.accuracy"] == pytest.approx(5 / 6)          # must_include only, as before
+    assert m["citation.precision"] == pytest.approx(5 / 7)       # pooled: 1/2 + 2/2 + 0/1 + 1/1 + 1/1
+    assert m["citation.clause_district"] == 0.5                  # s1 right, s2 names 梁平区 and cites 沙坪坝区
+    assert m["list.completeness"] == 0.5
+    assert m["answer.language"] == 0.5
+    assert m["refusal.recall"] == pytest.approx(2 / 3)
+    assert m["refusal.recall_by_kind"] == {"year": 1.0, "kind": None, "district": 0.0, "absent": None, "other": 1.0}
+
+
+def test_trust_figures_are_none_when_unmeasured(records):
+    m = aggregate(records)
+    assert m["citation.precision"] == 0.5                        # 99.8% under [1]; 37% under a quote without it
+    assert m["citation.clause_district"] is None                 # no clause names a district
+    assert m["list.completeness"] is None and m["answer.language"] is None
+    assert m["refusal.recall_by_kind"] == {"year": None, "kind": None, "district": None, "absent": None, "other": 1.0}
+
+
+def test_summarize_breaks_down_by_style_like_by_type(styled_records):
+    m = summarize(styled_records)
+    by_style = m["by_style"]
+    assert list(by_style) == ["dev", "paraphrase", "english", "near_miss", "list"]
+    assert by_style["dev"]["questions"] == 2 and by_style["dev"]["answer.accuracy"] == 1.0
+    assert by_style["dev"]["citation.precision"] == 0.5 and by_style["dev"]["refusal.recall"] == 1.0
+    assert by_style["paraphrase"]["answer.accuracy"] == 0.5 and by_style["paraphrase"]["refusal.false_rate"] == 0.5
+    assert by_style["paraphrase"]["refusal.recall"] is None and by_style["paraphrase"]["citation.precision"] == 1.0
+    assert by_style["near_miss"]["answer.accuracy"] is None and by_style["near_miss"]["refusal.recall"] == 0.5
+    assert by_style["near_miss"]["citation.precision"] == 0.0
+    assert by_style["english"]["answer.language"] == 0.5 and by_style["list"]["list.completeness"] == 0.5
+    assert by_style["list"]["citation.precision"] is None
+    assert m["by_type"]["fact_number"]["questions"] == 6          # by_type unchanged beside it
+
+
+def test_floors_reach_styles_and_near_miss_kinds(styled_records):
+    m = summarize(styled_records)
+    assert lookup(m, "refusal.recall_by_kind.year") == 1.0
+    assert lookup(m, "by_style.english.answer.language") == 0.5
+    assert lookup(m, "by_type.fact_number.questions") == 6
+    with pytest.raises(KeyError):
+        lookup(m, "by_style.nope.answer.accuracy")
+    floors = {"min": {"by_style.paraphrase.answer.accuracy": 0.9, "refusal.recall_by_kind.district": 0.5,
+                      "refusal.recall_by_kind.kind": 0.5, "citation.precision": 0.5, "by_style.nope.answer.accuracy": 1,
+                      "by_style.list.list.completeness": 1.0}}
+    problems = check_floors(m, floors)
+    assert len(problems) == 5
+    assert any(p.startswith("by_style.paraphrase.answer.accuracy = 0.500 is below its floor 0.9") for p in problems)
+    assert any(p.startswith("refusal.recall_by_kind.district = 0.000 is below") for p in problems)
+    assert any(p.startswith("refusal.recall_by_kind.kind: not measured") for p in problems)
+    assert any(p.startswith("by_style.nope.answer.accuracy: not in the metrics") for p in problems)
+    assert any(p.startswith("by_style.list.list.completeness = 0.500") for p in problems)
