@@ -453,6 +453,7 @@ def answer_figures(settings: Settings, model, questions: list[str], plan: BenchP
 def naive_prompt_figures(pipeline, questions: list[str], log: Log) -> dict:
     """Baseline: the same chain fed four whole chunks, timed to its first token."""
     from rag import schema
+    from rag.claims import Ask
     from rag.evidence import Excerpt
 
     answerer = pipeline.answerer("local")
@@ -463,7 +464,7 @@ def naive_prompt_figures(pipeline, questions: list[str], log: Log) -> dict:
                     for p in passages]
         prompts.append(prompt_tokens(question, excerpts))
         started = time.perf_counter()
-        stream = answerer.stream(question, excerpts)
+        stream = answerer.stream(Ask.read(question), excerpts)
         next(stream)
         firsts.append((time.perf_counter() - started) * 1000)
         stream.close()

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
+from rag.providers import PROVIDER_NAMES
 from rag.settings import PROJECT_ROOT, load_settings, parse_overrides
 
-PROVIDER_CHOICES = ("local", "openai", "extractive")
 RUNS_DIR = PROJECT_ROOT / "eval" / "runs"
 
 
@@ -25,7 +25,7 @@ def _settings(ctx: click.Context, sets: tuple[str, ...] = ()):
 @click.group("eval", invoke_without_command=True)
 @click.option("--gold", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Gold questions (JSON lines), e.g. eval/gold/dev.jsonl.")
-@click.option("--provider", type=click.Choice(PROVIDER_CHOICES), help="Answer writer (default: llm.provider).")
+@click.option("--provider", type=click.Choice(PROVIDER_NAMES), help="Answer writer (default: llm.provider).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a setting for this run.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for metrics.json, results.jsonl, report.md and plots (default eval/runs/PROVIDER-TIME).")

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import chain
 from typing import Annotated, Any, Callable, Literal
 
@@ -36,7 +36,8 @@ from rag.errors import (
 )
 from rag.feedback import FeedbackStore
 from rag.metadata import FIRST_YEAR, LAST_YEAR
-from rag.pipeline import PROVIDERS, Pipeline
+from rag.pipeline import Pipeline
+from rag.providers import PROVIDERS, check_provider
 from rag.report_files import ReportFiles
 from rag.schema import Answer
 
@@ -80,7 +81,7 @@ class AskRequest(BaseModel):
     question: Text
     history: list[Turn] = Field(default_factory=list, description="Earlier (question, answer) pairs.")
     filters: Filters | None = None
-    provider: Literal["local", "openai", "extractive"] | None = None
+    provider: Annotated[str, AfterValidator(check_provider)] | None = None
 
     def call(self) -> dict:
         return {"question": self.question, "history": self.history, "filters": _filters(self.filters),
@@ -165,10 +166,12 @@ def _sse(data: Any, event: str | None = None) -> str:
     return (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"
 
 
-def _started(items: Iterator):
-    """The stream with its first item already taken, so errors before any output become HTTP errors."""
-    for first in items:
-        return chain([first], items)
+def _started(stream: Iterable[str]) -> Iterator[str]:
+    """The stream's text with its first piece already taken, so that a model that fails before
+    saying anything becomes an HTTP error rather than a broken event stream."""
+    deltas = iter(stream)
+    for first in deltas:
+        return chain([first], deltas)
     return iter(())
 
 
@@ -350,12 +353,15 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
     @api.post("/ask/stream", response_class=StreamingResponse)
     def ask_stream(body: AskRequest):
         """Server-sent events: `delta` events {text}, then one `answer` event with the Answer."""
-        items = _started(pipeline.stream(**checked(body.call())))
-        events = (
-            _sse({"text": item}, "delta") if isinstance(item, str) else _sse(item.model_dump(), "answer")
-            for item in items
-        )
-        stream = _guarded(events, lambda status, detail, kind: _sse({"status": status, "detail": detail}, "error"))
+        answer = pipeline.stream(**checked(body.call()))
+        deltas = _started(answer)
+
+        def events() -> Iterator[str]:
+            for delta in deltas:
+                yield _sse({"text": delta}, "delta")
+            yield _sse(answer.answer.model_dump(), "answer")
+
+        stream = _guarded(events(), lambda status, detail, kind: _sse({"status": status, "detail": detail}, "error"))
         return StreamingResponse(stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     @api.get("/reports")
@@ -419,19 +425,21 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
                          "model": body.model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
                          **extra})
 
-        def events(items) -> Iterator[str]:
+        answer = pipeline.stream(**call)
+        deltas = _started(answer)
+
+        def events() -> Iterator[str]:
             yield chunk({"role": "assistant", "content": ""})
-            for item in items:
-                if isinstance(item, str):
-                    yield chunk({"content": item})
-                    continue
-                if item.citations:
-                    yield chunk({"content": sources_text(item)})
-                yield chunk({}, "stop", citations=[c.model_dump() for c in item.citations],
-                            fazhi_answer=item.model_dump())
+            for delta in deltas:
+                yield chunk({"content": delta})
+            final = answer.answer
+            if final.citations:
+                yield chunk({"content": sources_text(final)})
+            yield chunk({}, "stop", citations=[c.model_dump() for c in final.citations],
+                        fazhi_answer=final.model_dump())
             yield _sse("[DONE]")
 
-        stream = _guarded(events(_started(pipeline.stream(**call))), lambda *e: _sse(_openai_error(*e)))
+        stream = _guarded(events(), lambda *e: _sse(_openai_error(*e)))
         return StreamingResponse(stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     app.include_router(api)

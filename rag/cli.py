@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from rag.errors import RagError
+from rag.providers import PROVIDER_NAMES
 from rag.settings import load_settings, parse_overrides
 
 
@@ -143,7 +144,7 @@ def kb_remove(obj, file):
 
 @main.command()
 @click.argument("question")
-@click.option("--provider", type=click.Choice(["local", "openai", "extractive"]))
+@click.option("--provider", type=click.Choice(PROVIDER_NAMES))
 @click.option("--json", "as_json", is_flag=True, help="Print the Answer as JSON.")
 @click.pass_obj
 def ask(obj, question, provider, as_json):
@@ -152,15 +153,11 @@ def ask(obj, question, provider, as_json):
     if as_json:
         click.echo(pipeline.ask(question, provider=provider).model_dump_json(indent=2))
         return
-    answer = None
-    for item in pipeline.stream(question, provider=provider):
-        if isinstance(item, str):
-            click.echo(item, nl=False)
-        else:
-            answer = item
+    stream = pipeline.stream(question, provider=provider)
+    for delta in stream:
+        click.echo(delta, nl=False)
     click.echo("\n")
-    click.echo(answer.answer)
-    for c in answer.citations:
+    for c in stream.answer.citations:
         click.echo(f"  [{c.n}] {c.label()} 「{c.quote}」")
 
 

@@ -1,24 +1,70 @@
-"""Numeric grounding: every figure an answer states must appear in a passage it cites.
+"""Figures with their units: what a text states, and of what kind.
 
-Figures are compared by value after folding width (９９.８％ = 99.8%), so 1.16万 equals
-11600 and 十五 equals 15. Percent signs are kept apart: 22.22% is not 22.22.
+Every figure is parsed into a `Quantity`: its value normalised (１.１６万 = 11600, 十五 = 15,
+９９.８％ = 99.8%), its unit as written (件, 人, %, 万元, 平方米…) and the kind of quantity
+that unit measures (count, rate, amount, area, duration, date). Answers are checked against
+the quantities of the sentences they cite, and questions say which kind they ask for: a
+sentence that says 「增长30.2%」 does not support a count of cases.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from rag.text import fold
 
-_DIGITS = re.compile(r"(?<![\d.])(\d+(?:,\d{3})*(?:\.\d+)?)\s*(万|亿)?\s*(%)?")
+# Units by kind. Matched longest first right after a number (and an optional 余/多 "more than").
+UNITS: dict[str, tuple[str, ...]] = {
+    "rate": ("个百分点", "百分点", "%", "‰"),
+    "amount": ("万美元", "万元", "亿元", "美元", "元"),
+    "area": ("平方公里", "平方千米", "平方米", "平米", "㎡", "公顷", "亩"),
+    "duration": ("个工作日", "工作日", "个小时", "小时", "分钟", "个月", "学时", "周", "天"),
+    "count": (
+        "万人次", "人次", "件次", "户次", "场次", "批次", "余人", "件", "起", "宗", "人", "名", "家", "个", "次",
+        "场", "项", "条", "份", "所", "处", "批", "期", "届", "户", "卷", "篇", "部", "支", "座", "类", "套",
+        "本", "张", "册", "台", "辆", "块", "位", "单", "村", "例", "堂", "轮", "节", "课", "门", "组",
+        "队", "团", "种", "集",
+    ),
+}
+KINDS = tuple(UNITS)
+_UNIT_KIND = {unit: kind for kind, units in UNITS.items() for unit in units}
+_UNIT_RE = "|".join(re.escape(u) for u in sorted(_UNIT_KIND, key=len, reverse=True))
+
+_DIGITS = re.compile(
+    rf"(?<![\d.])(\d+(?:,\d{{3}})*(?:\.\d+)?)\s*(万|亿)?\s*(?:余|多)?\s*({_UNIT_RE}|年|月|日)?"
+)
 _LIST_NUMBER = re.compile(r"(?<![\d.])\d{1,2}(?=、|\.(?!\d))|(?<=[(（])\d{1,2}(?=[)）])")
 _CN_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_UNIT = {"十": 10, "百": 100, "千": 1000}
 # A Chinese numeral counts as a figure when it has a unit (十/百/千/万/亿) or a measure word follows.
-_CN_NUMBER = re.compile(r"[零〇一二两三四五六七八九十百千万亿]+(?=[个项件家次人名条届批场所处起期年%])|[零〇一二两三四五六七八九]*[十百千][零〇一二两三四五六七八九十百千万亿]*")
+_CN_NUMBER = re.compile(
+    r"[零〇一二两三四五六七八九十百千万亿]+(?=[个项件家次人名条届批场所处起期年%])"
+    r"|[零〇一二两三四五六七八九]*[十百千][零〇一二两三四五六七八九十百千万亿]*"
+)
 _ORDINAL_BEFORE = re.compile(r"[第是]$")
 _MARKER = re.compile(r"\[\d+\]")
+_CHANGE_BEFORE = re.compile(r"(?:增长|增加|上升|提高|提升|下降|减少|降低|同比|环比|增幅|降幅|增速)[^，。；、\d]{0,4}$")
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One figure stated in a text, with offsets into that text."""
+
+    value: str      # normalised: "22.22%", "11600", "15"
+    unit: str       # as written after the number: "件", "%", "万元"; "" when none
+    kind: str       # count | rate | amount | area | duration | date | number
+    start: int
+    end: int
+    change: bool = False  # stated as a change (增长30%, 同比下降5件), not a level
+
+    def matches(self, other: "Quantity") -> bool:
+        """Same value, and the same kind wherever both say what they measure."""
+        if self.value != other.value:
+            return False
+        kinds = {self.kind, other.kind} - {"number"}
+        return len(kinds) <= 1
 
 
 def _cn_to_int(text: str) -> int | None:
@@ -38,19 +84,35 @@ def _cn_to_int(text: str) -> int | None:
     return total + section + (digit or 0)
 
 
-def figures(text: str) -> set[str]:
-    """The figures stated in text, as normalised values ("22.22%", "11600", "15")."""
-    folded = _LIST_NUMBER.sub(" ", fold(text))  # 1、 2． (1) enumerate items: not figures
-    found: set[str] = set()
+def _kind(unit: str, number: str) -> str:
+    if unit == "年":
+        return "date" if re.fullmatch(r"(19|20)\d{2}", number) else "duration"
+    if unit in ("月", "日"):
+        return "date"
+    return _UNIT_KIND.get(unit, "number")
+
+
+def quantities(text: str) -> list[Quantity]:
+    """The figures stated in text, in order, with units and kinds.
+
+    List enumerators (1、 2． (3)) and order words (第三, 一是) are not figures.
+    """
+    folded = _LIST_NUMBER.sub(lambda m: " " * len(m.group()), fold(text))  # same length: offsets carry over
+    found: list[Quantity] = []
     for match in _DIGITS.finditer(folded):
-        number, scale, percent = match.groups()
+        number, scale, unit = match.groups()
         try:
             value = Decimal(number.replace(",", ""))
         except InvalidOperation:
             continue
         if scale:
             value *= 10_000 if scale == "万" else 100_000_000
-        found.add(_normal(value) + (percent or ""))
+        unit = unit or ""
+        kind = _kind(unit, number)
+        percent = "%" if unit == "%" else ""
+        change = kind == "rate" and unit != "%" or bool(_CHANGE_BEFORE.search(folded, 0, match.start()))
+        end = match.end() if unit else match.end(2) if scale else match.end(1)
+        found.append(Quantity(_normal(value) + percent, unit, kind, match.start(), end, change))
     for match in _CN_NUMBER.finditer(folded):
         if _ORDINAL_BEFORE.search(folded[: match.start()]):
             continue  # 第三, 一是: order words, not figures
@@ -58,9 +120,19 @@ def figures(text: str) -> set[str]:
         if not any(c in _CN_DIGIT or c in _CN_UNIT for c in word) or word in ("一", "两"):
             continue
         value = _cn_to_int(word)
-        if value is not None:
-            found.add(str(value))
+        if value is None:
+            continue
+        unit_match = re.match(_UNIT_RE + "|年", folded[match.end():])
+        unit = unit_match.group() if unit_match else ""
+        kind = "duration" if unit == "年" else _UNIT_KIND.get(unit, "number")
+        found.append(Quantity(str(value), unit, kind, match.start(), match.end() + len(unit)))
+    found.sort(key=lambda q: q.start)
     return found
+
+
+def figures(text: str) -> set[str]:
+    """The figures stated in text, as normalised values ("22.22%", "11600", "15")."""
+    return {q.value for q in quantities(text)}
 
 
 def _normal(value: Decimal) -> str:
@@ -69,7 +141,7 @@ def _normal(value: Decimal) -> str:
 
 
 def ungrounded_figures(answer: str, evidence: list[str], allowed: str = "") -> set[str]:
-    """Figures in answer found neither in any evidence text nor in `allowed` (question, headers)."""
+    """Figures in answer found neither in any evidence text nor in `allowed` (headers)."""
     known: set[str] = set()
     for text in [*evidence, allowed]:
         known |= figures(text)

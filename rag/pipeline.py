@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-from rag.answering import ExtractiveAnswerer, LLMAnswerer, finish_answer, not_covered_answer
-from rag.errors import ConfigError, IndexUnavailableError, LLMUnavailableError, QuestionError, QuestionTooLongError
+from rag.answering import Answerer, AnswerStream, Composer, ExtractiveAnswerer, build_answerer
+from rag.claims import Ask
+from rag.errors import ConfigError, IndexUnavailableError, QuestionError, QuestionTooLongError
 from rag.evidence import Excerpt, select_excerpts
+from rag.providers import PROVIDERS
 from rag.retrieval import HybridRetriever, Passage, Route, covered_summary, rewrite_follow_up, route_question
 from rag.schema import Answer
 from rag.settings import Settings, load_settings
 from rag.store import IngestSummary, KnowledgeBase
 from rag.tokens import count_tokens, ensure_tiktoken_cache
 
-PROVIDERS = ("local", "openai", "extractive")
 _INDEX_VERSION_ATTEMPTS = 3  # retrievals per question when ingests keep committing meanwhile
 
 
@@ -33,7 +33,8 @@ class Pipeline:
         self.kb = kb
         self.retriever = HybridRetriever(kb, settings.retrieval)
         self._chat_model_factories = chat_models or {}
-        self._answerers: dict = {"extractive": ExtractiveAnswerer(settings.answer.extractive_sentences)}
+        self._answerers: dict[str, Answerer] = {}
+        self._quoter = ExtractiveAnswerer(settings.answer.extractive_sentences)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, embeddings=None, **overrides) -> "Pipeline":
@@ -136,60 +137,43 @@ class Pipeline:
         return self._excerpts(route, passages, provider or self.settings.llm.provider)
 
     def _excerpts(self, route: Route, passages: list[Passage], provider: str) -> list[Excerpt]:
-        budget = (self.settings.answer.extractive_context_tokens if provider == "extractive"
-                  else self.settings.llm.context_tokens)
-        return select_excerpts(route.question, passages, budget, count_tokens, per_district=route.comparison)
+        budget = (self.settings.llm.context_tokens if PROVIDERS[provider].uses_llm
+                  else self.settings.answer.extractive_context_tokens)
+        return select_excerpts(route.query, passages, budget, count_tokens, per_district=route.comparison)
 
     def ask(self, question: str, history=None, filters: dict | None = None, provider: str | None = None) -> Answer:
         """Answer a question with citations."""
-        answer = None
-        for item in self.stream(question, history, filters, provider):
-            answer = item
-        return answer
+        return self.stream(question, history, filters, provider).answer
 
     def stream(self, question: str, history=None, filters: dict | None = None,
-               provider: str | None = None) -> Iterator[str | Answer]:
-        """Yield text deltas as they are written, then the final Answer."""
+               provider: str | None = None) -> AnswerStream:
+        """The answer to a question, to iterate for its checked text; `.answer` is the final Answer.
+
+        The question, history, provider and index are checked, and the passages retrieved,
+        before this returns: a door turns those errors into its own before showing anything.
+        """
         started = time.perf_counter()
         answerer = self.answerer(provider)
         manifest, route, passages = self._retrieve(question, history, filters)
-        if route.not_covered:
-            answer = not_covered_answer(route.not_covered, answerer.name, answerer.model)
-            answer.timings.total_ms = _ms(started)
-            yield answer.answer
-            yield answer
-            return
+        ask = Ask.read(route.question, route.districts, route.comparison, search=route.query)
         retrieved = time.perf_counter()
+        if route.not_covered:
+            return AnswerStream(ask, [], answerer, None, started, retrieved, not_covered=route.not_covered)
         excerpts = self._excerpts(route, passages, answerer.name)
-        first_token = None
-        parts = []
-        try:
-            for delta in answerer.stream(route.question, excerpts):
-                if first_token is None:
-                    first_token = time.perf_counter()
-                parts.append(delta)
-                yield delta
-        except LLMUnavailableError:
-            self._answerers.pop(answerer.name, None)
-            raise
-        searched = _searched(route, manifest)
-        answer = finish_answer(route.question, "".join(parts), excerpts, answerer.name, answerer.model, searched)
-        answer.timings.retrieve_ms = _ms(started, retrieved)
-        answer.timings.first_token_ms = _ms(started, first_token or time.perf_counter())
-        answer.timings.total_ms = _ms(started)
-        yield answer
+        composer = Composer(ask, excerpts, _searched(route, manifest), self._quoter)
+        return AnswerStream(ask, excerpts, answerer, composer, started, retrieved,
+                            on_failure=lambda: self._answerers.pop(answerer.name, None))
 
-    def answerer(self, provider: str | None = None):
+    def answerer(self, provider: str | None = None) -> Answerer:
         """The answer writer for a provider (default from settings), built on first use."""
         provider = provider or self.settings.llm.provider
         if provider not in PROVIDERS:
             raise ConfigError(f"Unknown provider '{provider}': choose one of {', '.join(PROVIDERS)}.")
         if provider not in self._answerers:
             factory = self._chat_model_factories.get(provider)
-            if factory is None:
+            if PROVIDERS[provider].uses_llm and factory is None:
                 raise ConfigError(f"Provider '{provider}' is not configured in this pipeline.")
-            chat_model, model_name = factory()
-            self._answerers[provider] = LLMAnswerer(chat_model, provider, model_name)
+            self._answerers[provider] = build_answerer(provider, self.settings, factory)
         return self._answerers[provider]
 
     def health(self) -> dict:
@@ -230,10 +214,6 @@ def _searched(route: Route, manifest: dict) -> str:
         if (not route.districts or r["district"] in route.districts) and (not route.years or r["year"] in route.years)
     ]
     return covered_summary(reports) + "的报告" if reports else "现有报告"
-
-
-def _ms(start: float, end: float | None = None) -> float:
-    return round(((end or time.perf_counter()) - start) * 1000, 1)
 
 
 def report_files(paths: list[Path], extensions: list[str]) -> tuple[list[Path], Path | None]:

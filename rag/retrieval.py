@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 from langchain_core.documents import Document
 
+from rag.claims import is_english
 from rag.districts import find_districts
+from rag.glossary import chinese_terms
 from rag.settings import RetrievalSettings
 from rag.store import KnowledgeBase
 from rag.text import fold
@@ -26,6 +28,8 @@ class Route:
     """What a question is about, resolved against the reports in the knowledge base."""
 
     question: str
+    query: str = ""                                       # what is searched: the question, with the
+                                                          # Chinese terms of an English one
     districts: list[str] = field(default_factory=list)   # knowledge-base districts to search
     years: list[int] = field(default_factory=list)       # report years to search
     comparison: bool = False
@@ -92,7 +96,9 @@ def rewrite_follow_up(question: str, history: list[tuple[str, str]] | None) -> s
 def route_question(question: str, reports: list[dict], districts=None, years=None) -> Route:
     """Turn a question (and optional explicit filters) into a Route over the live reports."""
     known = sorted({r["district"] for r in reports})
-    route = Route(question=question)
+    route = Route(question=question, query=question)
+    if is_english(question):
+        route.query = " ".join([question, *chinese_terms(question), *find_districts(question)])
     mentions = list(districts) if districts else find_districts(question)
     if mentions:
         matched, unmatched = resolve_districts(mentions, known)
@@ -133,10 +139,10 @@ class HybridRetriever:
             return []
         years = route.years or None
         if not route.comparison:
-            ranked = self._fuse(route.question, manifest, route.districts or None, years, k or self.settings.top_k)
+            ranked = self._fuse(route.query, manifest, route.districts or None, years, k or self.settings.top_k)
         else:
             per_district = self.settings.per_district_k
-            groups = [self._fuse(route.question, manifest, [d], years, per_district) for d in route.districts]
+            groups = [self._fuse(route.query, manifest, [d], years, per_district) for d in route.districts]
             ranked = [group[rank] for rank in range(per_district)  # interleaved: every district near the top
                       for group in groups if rank < len(group)]
         chunks = self.kb.get_chunks([cid for cid, _ in ranked])

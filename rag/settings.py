@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from rag.errors import ConfigError
+from rag.providers import check_provider
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.yaml"
@@ -69,7 +70,7 @@ class OpenAISettings(_Section):
 
 
 class LLMSettings(_Section):
-    provider: Literal["local", "openai", "extractive"] = "local"
+    provider: Annotated[str, AfterValidator(check_provider)] = "local"
     temperature: float = Field(0.0, ge=0)
     max_tokens: int = Field(384, ge=16)
     timeout_s: float = Field(120, gt=0)

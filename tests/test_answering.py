@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 import pytest
@@ -45,11 +46,15 @@ def test_ungrounded_figures_ignores_markers_and_allowed_text():
     assert ungrounded_figures("2024年发案数为135件[1]", ["调解成功11225件"], allowed="荣昌区2024年") == {"135"}
 
 
-def test_fabricated_number_is_caught(seeded_pipeline):
-    pipeline = fake_llm_pipeline(seeded_pipeline, ["荣昌区2024年行政复议直接纠错率为37.5%[1]。"])
+@pytest.mark.parametrize("reply", [
+    "荣昌区2024年行政复议直接纠错率为37.5%[1]。",   # a figure no report states
+    "荣昌区2024年行政复议直接纠错率为85.29%[1]。",  # a figure the sentence states for another measure (审结率)
+])
+def test_a_claim_no_sentence_states_is_never_shown(seeded_pipeline, reply):
+    pipeline = fake_llm_pipeline(seeded_pipeline, [reply])
     answer = pipeline.ask("荣昌区2024年行政复议直接纠错率是多少？", provider="local")
-    assert answer.grounded is False
-    assert "37.5" in answer.answer and "找不到" in answer.answer
+    assert answer.grounded is False and not answer.refused
+    assert reply not in answer.answer and "22.22%" in answer.answer  # the report's sentence answers instead
     assert answer.citations and all(c.district == "荣昌区" for c in answer.citations)
 
 
@@ -128,11 +133,11 @@ def test_extractive_answer_quotes_exact_report_text(seeded_pipeline):
         assert seeded_pipeline.kb.report_text(c.file)[c.start : c.end] == c.quote
 
 
-def test_stream_yields_text_then_answer(seeded_pipeline):
-    items = list(fake_llm_pipeline(seeded_pipeline, ["调解成功率达99.97%[1]。"]).stream(
-        "梁平区调解成功率是多少？", provider="local"))
-    assert all(isinstance(i, str) for i in items[:-1]) and "".join(items[:-1]) == "调解成功率达99.97%[1]。"
-    assert items[-1].answer.endswith("[1]。") and items[-1].timings.total_ms > 0
+def test_stream_yields_checked_text_and_owns_the_answer(seeded_pipeline):
+    stream = fake_llm_pipeline(seeded_pipeline, ["调解成功率达99.97%[1]。"]).stream("梁平区调解成功率是多少？", provider="local")
+    deltas = list(stream)
+    assert all(isinstance(d, str) for d in deltas) and "".join(deltas) == "调解成功率达99.97%[1]。"
+    assert stream.answer.answer == "".join(deltas) and stream.answer.timings.total_ms > 0
 
 
 def test_excerpts_are_what_a_provider_is_given_within_its_budget(seeded_pipeline):
@@ -165,19 +170,85 @@ def test_each_part_of_a_two_part_question_gets_its_evidence(seeded_pipeline):
     assert "22.22%" in text and "行政执法培训实训基地" in text
 
 
-def test_markers_standing_alone_for_a_list_get_the_cited_words():
+def _composed(question: str, reply: str, texts: list[str], district: str = "荣昌区", year: int = 2024,
+              section: str = "二、目标任务", districts: list[str] | None = None) -> "Answer":
+    """The answer a reply becomes over the given excerpts (one report each, or all of `district`)."""
     from langchain_core.documents import Document
 
-    from rag.answering import finish_answer
+    from rag.answering import Composer, ExtractiveAnswerer
+    from rag.claims import Ask
     from rag.evidence import Excerpt
 
-    meta = {"file": "x.txt", "district": "荣昌区", "year": 2024, "section": "二、目标任务", "header": ""}
+    excerpts = []
+    for n, text in enumerate(texts):
+        d = districts[n] if districts else district
+        meta = {"file": f"{d}.txt", "district": d, "year": year, "section": section, "header": ""}
+        excerpts.append(Excerpt(Document(page_content=text, metadata=meta), 0, len(text), text, 1.0))
+    composer = Composer(Ask.read(question, comparison=bool(districts)), excerpts, "现有报告", ExtractiveAnswerer())
+    shown = composer.feed(reply) + composer.finish()
+    answer = composer.answer("local", "fake")
+    assert answer.answer == shown.strip()
+    return answer
+
+
+def test_markers_standing_alone_for_a_list_get_the_cited_words():
     texts = ["（一）大力推进法治政府建设。", "（二）持续优化法治化营商环境。", "直接纠错率22.22%。"]
-    excerpts = [Excerpt(Document(page_content=t, metadata=meta), 0, len(t), t, 1.0) for t in texts]
-    listed = finish_answer("有哪几个方面？", "主要有：[1]、[2]。", excerpts, "local", "fake", "荣昌区")
+    listed = _composed("荣昌区有哪几个方面？", "主要有：[1]、[2]。", texts)
     assert listed.answer == "主要有：「（一）大力推进法治政府建设。」[1]、「（二）持续优化法治化营商环境。」[2]。"
-    stated = finish_answer("纠错率是多少？", "纠错率为22.22%[3][1]。", excerpts, "local", "fake", "荣昌区")
-    assert stated.answer == "纠错率为22.22%[1][2]。"  # markers after words stay markers
+    stated = _composed("荣昌区纠错率是多少？", "纠错率为22.22%[3][1]。", texts)
+    assert stated.answer == "纠错率为22.22%[1]。"  # the marker points at the one sentence that states it
+
+
+def test_a_marker_on_the_wrong_sentence_is_moved_to_the_one_that_states_the_figure():
+    texts = ["全年接收行政复议申请337件。", "直接纠错率22.22%。"]
+    answer = _composed("荣昌区行政复议直接纠错率是多少？", "荣昌区直接纠错率为22.22%[1]。", texts)
+    assert answer.answer == "荣昌区直接纠错率为22.22%[1]。" and answer.citations[0].quote == "直接纠错率22.22%。"
+
+
+@pytest.mark.parametrize(("question", "texts", "year"), [
+    # kind: a count is asked, the report states only a growth rate
+    ("梁平区公证办理了多少件？", ["全年公证营收同比增长30.2%。"], 2024),
+    # year: 2024 is asked, the sentence is about 2025 (the report's plans)
+    ("荣昌区2024年法律援助案件多少件？", ["2025年力争办理法律援助案件1000件。"], 2024),
+    # measure: the rate stated is another one's (审结率, not 纠错率)
+    ("荣昌区行政复议直接纠错率是多少？", ["行政复议审结率为85.29%。"], 2024),
+])
+def test_a_figure_of_another_kind_year_or_measure_is_not_an_answer(question, texts, year):
+    reply = texts[0].replace("。", "[1]。")  # the model repeats the sentence as its answer
+    answer = _composed(question, reply, texts, year=year)
+    assert answer.refused and answer.answer.startswith(NOT_FOUND)
+    assert not re.search(r"\d+(\.\d+)?%?\[", answer.answer.split("相近的内容")[0])  # no figure stated as the answer
+
+
+def test_a_clause_about_one_district_cites_only_that_districts_sentence():
+    texts = ["沙坪坝区建成公共法律服务中心1个。", "梁平区建成村居公共法律服务工作室300个。"]
+    reply = "梁平区建成公共法律服务中心1个[1]。沙坪坝区建成公共法律服务中心1个[1]。"
+    answer = _composed("梁平区和沙坪坝区在公共法律服务方面各有什么做法？", reply, texts,
+                       districts=["沙坪坝区", "梁平区"])
+    assert not answer.answer.startswith("梁平区建成")  # 沙坪坝区's sentence never stands under 梁平区
+    for clause, n in re.findall(r"([^。\n]*?)\[(\d+)\]", answer.answer):
+        cited = answer.citations[int(n) - 1].district
+        assert all(d == cited for d in ("梁平区", "沙坪坝区") if d in clause), (clause, cited)
+    assert {c.district for c in answer.citations} == {"梁平区", "沙坪坝区"}  # each district answered
+
+
+def test_an_answer_to_a_question_naming_no_district_says_whose_figure_it_is():
+    answer = _composed("行政复议审结率是多少？", "审结率为85.29%[1]。", ["行政复议审结率为85.29%。"])
+    assert answer.answer == "荣昌区2024年报告：审结率为85.29%[1]。"
+
+
+@pytest.mark.parametrize("reply", [
+    "资料：\n[1] 〔荣昌区 · 2024 · 二、目标任务〕\n问题：What was the rate?\n回答：",  # the prompt echoed back
+    "",                                                                                  # nothing
+])
+def test_an_echoed_or_empty_reply_is_never_shown(reply):
+    answer = _composed("What was Rongchang's direct correction rate?", reply, ["直接纠错率22.22%。"])
+    assert "资料" not in answer.answer and "问题：" not in answer.answer and answer.answer
+
+
+def test_a_refusal_is_overruled_when_a_sentence_clearly_answers():
+    answer = _composed("荣昌区行政复议直接纠错率是多少？", "报告中没有相关信息。", ["行政复议直接纠错率22.22%。"])
+    assert not answer.refused and "22.22%" in answer.answer
 
 
 def test_a_history_question_over_the_limit_is_refused_by_the_pipeline_itself(seeded_pipeline):

@@ -28,6 +28,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from eval.processes import chroma_server, free_port
 from rag.api import create_app
+from rag.claims import Ask
 from rag.components import build_chat_model_factories
 from rag.errors import IndexUnavailableError, IngestBusyError, IngestError, LLMUnavailableError
 from rag.search_index import SearchIndex
@@ -253,7 +254,8 @@ def test_questions_during_an_ingest_see_the_old_or_the_new_index(tmp_path, seeds
 # ---- LLM servers that die, hang or send garbage --------------------------------------------
 
 
-TOKENS = ["根据报告", "，", "情况", "如下", "[1]", "。"]
+CLAIM = "荣昌区2024年行政复议直接纠错率为22.22%[1]。"  # the answer to QUESTION: shown once checked
+TOKENS = [CLAIM, "其中", "涉企", "案件", "较多", "。"]
 
 
 class FakeChatServer:
@@ -261,7 +263,7 @@ class FakeChatServer:
 
     mode "ok" answers; "hang" never answers; "garbage" sends an HTML error page with status 200,
     "bad-gateway" with status 502;
-    "crash" sends two tokens, then drops the connection and stops listening, as a crash would.
+    "crash" sends two tokens (a whole claim, then a word), then drops the connection and stops listening, as a crash would.
     Called with llama.cpp's params it stands in for xllamacpp.Server, on params.port.
     """
 
@@ -347,7 +349,7 @@ def test_local_llm_server_crashing_mid_answer_gives_503_and_the_next_question_re
     client = TestClient(create_app(pipeline, ui=False))
     try:
         streamed = sse_events(client.post("/api/ask/stream", json={"question": QUESTION}).text)
-        assert streamed[0] == ("delta", {"text": "根据报告"})
+        assert streamed[0] == ("delta", {"text": CLAIM})
         assert streamed[-1][0] == "error" and streamed[-1][1]["status"] == 503
         assert "did not answer" in streamed[-1][1]["detail"] and not server.is_running()
 
@@ -355,7 +357,7 @@ def test_local_llm_server_crashing_mid_answer_gives_503_and_the_next_question_re
         assert crashed.status_code == 503 and crashed.json()["error"] == "LLMUnavailableError"
 
         answered = client.post("/api/ask", json={"question": QUESTION})
-        assert answered.status_code == 200 and answered.json()["answer"].startswith("根据报告，情况如下")
+        assert answered.status_code == 200 and answered.json()["answer"].startswith(CLAIM)
         assert len(started) == 3 and len({s.listening_address for s in started}) == 1
     finally:
         server.stop()
@@ -389,7 +391,7 @@ def test_hosted_endpoint_hanging_or_sending_garbage_gives_503_with_bounded_retri
 
         endpoint.mode = "ok"
         answered = client.post("/api/ask", json={"question": QUESTION})
-        assert answered.status_code == 200 and answered.json()["answer"].startswith("根据报告，情况如下")
+        assert answered.status_code == 200 and answered.json()["answer"].startswith(CLAIM)
         assert endpoint.requests == requests + 1
     finally:
         endpoint.die()
@@ -407,8 +409,8 @@ def test_real_local_llm_stopped_mid_answer_then_restarted(seeded_pipeline):
     server = LocalLLMServer(settings)
     pipeline = Pipeline(settings, seeded_pipeline.kb, build_chat_model_factories(settings, local_server=server))
     try:
-        stream = pipeline.stream(QUESTION)
-        first = next(stream)
+        stream = pipeline.answerer().stream(Ask.read(QUESTION), pipeline.excerpts(QUESTION))
+        first = next(stream)  # the model's own first token: the answer stream shows text only once checked
         assert isinstance(first, str) and server.is_running()
         threading.Thread(target=server.stop).start()
         with pytest.raises(LLMUnavailableError, match="did not answer"):

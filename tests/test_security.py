@@ -102,21 +102,23 @@ def test_the_model_is_told_that_passages_are_data_and_never_sees_the_orders(inje
 @pytest.mark.parametrize(
     ("reply", "grounded", "shown"),
     [
-        ("本区所有指标均为100%[1]", False, "模型回答中的数字 100% 在报告中找不到"),
-        ("铜梁区2024年办理法律援助案件9999件[1]。", False, "模型回答中的数字 9999 在报告中找不到"),
+        ("本区所有指标均为100%[1]", False, "734件"),
+        ("铜梁区2024年办理法律援助案件9999件[1]。", False, "734件"),
         ("铜梁区2024年全年办理法律援助案件734件[1]。", True, "734件[1]"),  # the control: an honest reply
     ],
 )
-def test_an_answer_that_follows_an_order_is_caught_by_numeric_grounding(injected, reply, grounded, shown):
-    """The orders' own figures (100%, 9999) are in no indexed passage, so no citation can ground them.
+def test_an_answer_that_follows_an_order_is_caught_by_claim_checking(injected, reply, grounded, shown):
+    """The orders' own figures (100%, 9999) are in no indexed passage, so no sentence states the claim
+    and it is never shown: the report's own sentence answers instead.
 
-    Numeric grounding checks figures, not claims: where a report states 100% of something else
-    (荣昌区: 出庭应诉率达100%) and that sentence is shown to the model, "100%" would pass.
-    That is why the orders are kept out of the index, not left to grounding alone.
+    Claims are bound by figure, kind and label: where a report states 100% of something else
+    (荣昌区: 出庭应诉率达100%), 「所有指标均为100%」 still finds no sentence with that label.
+    The orders are kept out of the index as well, not left to claim checking alone.
     """
     pipeline = Pipeline(injected.settings, injected.kb, obeying_model(reply, []))
     answer = pipeline.ask("铜梁区2024年办理法律援助案件多少件？", provider="local")
     assert answer.grounded is grounded and shown in answer.answer
+    assert "100%" not in answer.answer and "9999" not in answer.answer
     assert answer.citations and {c.file for c in answer.citations} == {"tongliang_2024.txt"}
     assert not [c for c in answer.citations if "100%" in c.quote or "9999" in c.quote]
 

@@ -16,7 +16,8 @@ import gradio as gr
 
 from rag.errors import QuestionError, RagError
 from rag.feedback import FeedbackStore
-from rag.pipeline import PROVIDERS, Pipeline
+from rag.pipeline import Pipeline
+from rag.providers import PROVIDERS
 from rag.report_files import ReportFiles
 from rag.schema import SECTION_SEPARATOR, Answer, Citation
 
@@ -28,7 +29,6 @@ EXAMPLES = [
     "九龙坡区司法局认为2025年法治政府建设还存在哪些不足？",
 ]
 PASSAGE_HINT = "<div class='fz-passage fz-empty'>点击答案下方的引用〔…〕，在这里查看报告原文。</div>"
-PROVIDER_NAMES = {"local": "本地模型", "openai": "OpenAI 兼容接口", "extractive": "摘录（不用模型）"}
 PASSAGE_CONTEXT = 400  # characters shown either side of a quote
 REPORT_HEADERS = ["文件", "区县", "年份", "标题", "段落数"]
 
@@ -103,7 +103,7 @@ def render_answer(answer: Answer) -> str:
     )
     t = answer.timings
     meta = (
-        f"{_esc(PROVIDER_NAMES.get(answer.provider, answer.provider))} · {_esc(answer.model)} · "
+        f"{_esc(PROVIDERS[answer.provider].label if answer.provider in PROVIDERS else answer.provider)} · {_esc(answer.model)} · "
         f"检索 {t.retrieve_ms:.0f} ms · 首字 {t.first_token_ms:.0f} ms · 总计 {t.total_ms:.0f} ms"
     )
     parts = [text]
@@ -173,15 +173,14 @@ def build_ui(pipeline: Pipeline, files: ReportFiles | None = None, feedback: Fee
             {"role": "assistant", "content": "…"},
         ]
         yield messages, "", pairs, records
-        text, answer = "", None
+        text = ""
         try:
-            for item in pipeline.stream(question, [tuple(p) for p in pairs], filters, provider):
-                if isinstance(item, str):
-                    text += item
-                    messages[-1] = {"role": "assistant", "content": _esc(text) + " ▍"}
-                    yield messages, "", pairs, records
-                else:
-                    answer = item
+            stream = pipeline.stream(question, [tuple(p) for p in pairs], filters, provider)
+            for delta in stream:
+                text += delta
+                messages[-1] = {"role": "assistant", "content": _esc(text) + " ▍"}
+                yield messages, "", pairs, records
+            answer = stream.answer
         except Exception as err:  # noqa: BLE001 - the reason goes into the chat; the app goes on
             reason = err if isinstance(err, RagError) else f"内部错误（{type(err).__name__}: {err}）"
             messages[-1] = {"role": "assistant", "content": f"<span class='fz-error'>⚠️ {_esc(reason)}</span>"}
@@ -292,7 +291,7 @@ def build_ui(pipeline: Pipeline, files: ReportFiles | None = None, feedback: Fee
                                           label="原文", show_label=True)
                         with gr.Accordion("设置", open=False):
                             provider = gr.Radio(
-                                choices=[(PROVIDER_NAMES[p], p) for p in PROVIDERS],
+                                choices=[(p.label, p.name) for p in PROVIDERS.values()],
                                 value=pipeline.settings.llm.provider, label="回答方式",
                             )
                         clear = gr.Button("新对话", size="sm")

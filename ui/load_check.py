@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from eval.metrics import percentile
+from rag.providers import PROVIDER_NAMES
 
 # (district, question, figure): read off the seed reports in seeds/, one pair per district.
 CASES = [
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ingest-during", type=Path, metavar="FILE",
                         help="upload this report through POST /api/reports while the load runs")
     parser.add_argument("--ingest-delay", type=float, default=5.0, help="seconds into the run to start the ingest")
-    parser.add_argument("--provider", default="extractive", choices=["extractive", "local", "openai"])
+    parser.add_argument("--provider", default="extractive", choices=PROVIDER_NAMES)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
