@@ -18,7 +18,9 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
 from rag import schema
-from rag.claims import Ask, Binder, Evidence, Support, district_matches, evidence_sentences, is_english
+from rag.claims import (
+    Ask, Binder, Evidence, Support, district_matches, evidence_sentences, is_english, list_items,
+)
 from rag.districts import district_english, find_districts
 from rag.errors import LLMUnavailableError
 from rag.grounding import quantities
@@ -79,12 +81,13 @@ class ExtractiveAnswerer:
     name = "extractive"
     model = "extractive"
 
-    def __init__(self, max_sentences: int = 3, min_fit: float = 0.35):
+    def __init__(self, max_sentences: int = 3, min_fit: float = 0.35, max_list_items: int = 12):
         self.max_sentences = max_sentences
         self.min_fit = min_fit
+        self.max_list_items = max_list_items
 
     def stream(self, ask: Ask, excerpts: list[Excerpt]) -> Iterator[str]:
-        yield self.write(ask, Binder(ask, evidence_sentences(excerpts)))
+        yield self.write(ask, Binder(ask, evidence_sentences(excerpts), list_items(x.chunk for x in excerpts)))
 
     def choose(self, binder: Binder) -> list[Evidence]:
         """The sentences that answer the question, best first; [] when none does.
@@ -95,35 +98,46 @@ class ExtractiveAnswerer:
         beyond the glossary) takes the retrieval order for the fit.
         """
         ask = binder.ask
-        ranked = []
-        for order, e in enumerate(binder.evidence):
-            fit = binder.fits(e)
-            if binder.question_bigrams and fit < self.min_fit:
+        listed: list[Evidence] = []  # the items of a part that asks for a list, all of them
+        pools = []                   # per other part (or the whole question), its sentences best first
+        for part in ask.parts or [ask]:
+            items = binder.items(self.min_fit, part)
+            if items:
+                listed += items[: self.max_list_items]
                 continue
-            if ask.wants_figure and not binder.answering_figures(e):
-                continue
-            ranked.append((fit, -e.excerpt, -order, e))
-        ranked.sort(key=lambda r: r[:3], reverse=True)
-        chosen = [r[3] for r in ranked]
-        limit = self.max_sentences + (2 if ask.wants_list else 0)
-        if ask.comparison:  # one sentence of each compared district before a second of any
-            firsts = {}
-            for e in chosen:
-                firsts.setdefault(e.district, e)
-            chosen = list(firsts.values()) + [e for e in chosen if e not in firsts.values()]
-        return chosen[:limit]
+            ranked = []
+            for order, e in enumerate(binder.evidence):
+                fit = binder.qualifies(e, part, self.min_fit)
+                if fit is not None:
+                    ranked.append((fit, -e.excerpt, -order, e))
+            ranked.sort(key=lambda r: r[:3], reverse=True)
+            pools.append([r[3] for r in ranked])
+        firsts = [pool[0] for pool in pools if pool]  # the best answer to each part first
+        if ask.comparison:  # then the best sentence of each compared district
+            for pool in pools:
+                for e in pool:
+                    if all(e.district != f.district for f in firsts):
+                        firsts.append(e)
+        rest = [e for pool in pools for e in pool]
+        limit = max(self.max_sentences, len(firsts)) if pools else 0
+        chosen: list[Evidence] = []
+        for e in listed + list(dict.fromkeys(firsts + rest))[:limit]:
+            if not any(c.meta[schema.FILE] == e.meta[schema.FILE] and c.start < e.end and e.start < c.end
+                       for c in chosen):  # a list item may overlap an excerpt's sentence
+                chosen.append(e)
+        return chosen
 
     def write(self, ask: Ask, binder: Binder) -> str:
         chosen = self.choose(binder)
         if not chosen:
             return NOT_FOUND_EN if ask.english else NOT_FOUND
-        chosen.sort(key=lambda e: (e.excerpt, e.start))
+        chosen.sort(key=lambda e: (e.meta[schema.FILE], e.start))
         if ask.english:
-            lines = [f"{district_english(e.district)} ({e.report_year} report): 「{e.text}」[{e.excerpt + 1}]"
+            lines = [f"{district_english(e.district)} ({e.report_year} report): 「{e.text}」{_marker(e)}"
                      for e in chosen]
             return "According to the reports:\n" + "\n".join(lines)
         return "根据报告：\n" + "\n".join(
-            f"{e.district}{e.report_year}年报告：「{e.text}」[{e.excerpt + 1}]" for e in chosen)
+            f"{e.district}{e.report_year}年报告：「{e.text}」{_marker(e)}" for e in chosen)
 
 
 class LLMAnswerer:
@@ -145,6 +159,11 @@ class LLMAnswerer:
                 f"The language model ({self.name}: {self.model}) did not answer: {type(err).__name__}: {err}. "
                 "Check that it is running, or use --provider extractive."
             ) from err
+
+
+def _marker(e: Evidence) -> str:
+    """[n] of the prompt excerpt a sentence stands in; none for a list item found outside them."""
+    return f"[{e.excerpt + 1}]" if e.excerpt >= 0 else ""
 
 
 def build_answerer(provider: str, settings, chat_model_factory: Callable | None) -> Answerer:
@@ -188,12 +207,14 @@ class Composer:
     said holds, the quoted evidence answers, or an honest refusal says what the reports hold.
     """
 
-    def __init__(self, ask: Ask, excerpts: list[Excerpt], searched: str, fallback: ExtractiveAnswerer):
+    def __init__(self, ask: Ask, excerpts: list[Excerpt], searched: str, fallback: ExtractiveAnswerer,
+                 chunks=(), report_items=None):
         self.ask = ask
         self.excerpts = excerpts
         self.searched = searched
         self.fallback = fallback
-        self.binder = Binder(ask, evidence_sentences(excerpts))
+        outline = list_items([*chunks, *(x.chunk for x in excerpts)])  # list items of every retrieved chunk
+        self.binder = Binder(ask, evidence_sentences(excerpts), outline, report_items)
         self.buffer = ""
         self.held: list[str] = []        # claims checked but not shown yet
         self.connective = ""             # words without a claim of their own, shown with the next claim
@@ -226,6 +247,8 @@ class Composer:
             out.append(self._release())
         if self.ask.comparison and not self.refused:
             out.append(self._missing_districts())
+        if self.ask.wants_list and not self.refused:
+            out.append(self._missing_items())
         return "".join(out)
 
     # ---- claims -----------------------------------------------------------------------
@@ -348,6 +371,13 @@ class Composer:
             name = district_english(e.district) if self.ask.english else e.district
             out.append(self._show(f"\n{name}：「{e.text}」", Support([e], []), ""))
         return "".join(out)
+
+    def _missing_items(self) -> str:
+        """A list question's items the text left out, each quoted: a list is answered whole."""
+        cited = [(c.file, c.start, c.end) for c in self.citations]
+        missing = [e for e in self.binder.items(self.fallback.min_fit)
+                   if not any(f == e.meta[schema.FILE] and s < e.end and e.start < t for f, s, t in cited)]
+        return "".join(self._show(f"\n「{e.text}」", Support([e], []), "") for e in missing)
 
     def answer(self, provider: str, model: str) -> Answer:
         text = "".join(self.shown).strip()

@@ -16,6 +16,7 @@ the extractive writer and for checking the LLM's answer alike.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -29,7 +30,7 @@ _STOP = set("的了为是和与及在等共其并对将把被已之中有个全�
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _LABEL_BOUNDARY = re.compile(r"[，,。；;：:、（()）]")
 _LABEL_CHARS = 6          # how far before a figure its label is read
-LABEL_FIT = 0.5           # share of a sentence label's bigrams the claim or question must hold
+LABEL_FIT = 0.33          # share of a figure label's bigrams the claim or question must hold
 TEXT_SUPPORT = 0.5        # share of a text claim's bigrams its sentence must hold
 _YEAR = re.compile(r"(?<!\d)(20\d{2})\s*年")
 # Words that ask rather than name what is asked about.
@@ -50,8 +51,11 @@ _ASKS = {
     "duration": re.compile(r"多长时间|多久|时长|天数|多少天|\bhow long\b"),
     "date": re.compile(r"何时|什么时候|哪一年|哪年|\bwhen\b|\bwhat year\b"),
 }
+# A question for the items of a part of a report: its problems, plans, measures, aspects…
+_LIST_OF = r"(?:不足|问题|短板|打算|安排|举措|措施|方面|目标|任务|思路|计划|重点|做法)"
 _ASKS_LIST = re.compile(
-    r"哪些|哪几|有什么(?:举措|措施|做法|安排|打算|不足|问题|目标)|\bwhat (?:are|were)\b|\bwhich\b.*\b(?:measures|steps|problems|plans|areas)\b",
+    rf"(?:哪些|哪几)[^？?，,]{{0,12}}{_LIST_OF}|{_LIST_OF}[^？?，,]{{0,6}}(?:有哪些|有哪几|包括哪)"
+    r"|\bwhat (?:are|were) the (?:main )?(?:problems|shortcomings|plans|measures|tasks|priorities)\b",
     re.IGNORECASE,
 )
 _ASKS_SOME_FIGURE = re.compile(r"多少|几[个项件家次人名条批场](?!方面|领域|部分|类)|\bhow (?:many|much)\b", re.IGNORECASE)
@@ -65,6 +69,12 @@ def content_bigrams(text: str, drop: tuple[str, ...] = ()) -> set[str]:
         folded = folded.replace(fold(word), " ")
     chars = [c if _CJK.match(c) and c not in _STOP else " " for c in folded]
     return {a + b for a, b in zip(chars, chars[1:]) if a != " " and b != " "}
+
+
+def weighted_share(part: set[str], whole: set[str], weights: dict[str, float]) -> float:
+    """Like share, each bigram counted by its weight (1.0 where it has none)."""
+    total = sum(weights.get(b, 1.0) for b in part)
+    return sum(weights.get(b, 1.0) for b in part & whole) / total if total else 1.0
 
 
 def share(part: set[str], whole: set[str]) -> float:
@@ -90,6 +100,11 @@ class Ask:
     comparison: bool = False
     wants_list: bool = False
     english: bool = False
+    parts: list["Ask"] = field(default_factory=list)  # the sub-questions of one that asks several things
+
+    def year_ok(self, year: int) -> bool:
+        """True when the question (or one of its parts) asks about that year, or names none."""
+        return any(not ask.years or year in ask.years for ask in self.parts or [self])
 
     @property
     def bigrams(self) -> set[str]:
@@ -114,7 +129,14 @@ class Ask:
             comparison=comparison,
             wants_list=bool(_ASKS_LIST.search(folded)),
             english=is_english(question),
+            parts=[] if is_english(question) else [cls.read(part, districts, comparison) for part in _parts(question)],
         )
+
+
+def _parts(question: str) -> list[str]:
+    """The sub-questions of 「…多少家？2026年计划…？」, or [] for a question that asks one thing."""
+    parts = [p for p in re.split(r"[？?；;]", question) if len(content_bigrams(p, QUESTION_WORDS)) >= 2]
+    return parts if len(parts) > 1 else []
 
 
 @dataclass(eq=False)
@@ -140,14 +162,26 @@ class Evidence:
     def report_year(self) -> int:
         return int(self.meta[schema.YEAR])
 
-    def label(self, q: Quantity) -> set[str]:
-        """The content bigrams of the few words right before a figure: what it measures."""
+    def label(self, q: Quantity) -> tuple[set[str], set[str]]:
+        """What a figure measures: the content bigrams of the few words right before it
+        (「直接纠错率22.22%」) and right after it (「500㎡实体平台」), each up to the nearest
+        punctuation or other figure."""
         before = self.text[: q.start]
         cut = max((m.end() for m in _LABEL_BOUNDARY.finditer(before)), default=0)
-        earlier = [p.end for p in self.quantities if p.end <= q.start]
-        cut = max(cut, max(earlier, default=0))
-        words = "".join(c for c in fold(before[cut:]) if c not in _STOP)
-        return content_bigrams(words[-_LABEL_CHARS:])
+        cut = max(cut, max((p.end for p in self.quantities if p.end <= q.start), default=0))
+        after = self.text[q.end:]
+        stop = min([m.start() for m in [_LABEL_BOUNDARY.search(after)] if m] + [len(after)])
+        stop = min([stop] + [p.start - q.end for p in self.quantities if p.start >= q.end])
+        words_before = "".join(c for c in fold(before[cut:]) if c not in _STOP)
+        words_after = "".join(c for c in fold(after[:stop]) if c not in _STOP)
+        return content_bigrams(words_before[-_LABEL_CHARS:]), content_bigrams(words_after[:_LABEL_CHARS])
+
+    def rate_head(self, q: Quantity) -> str:
+        """The bigram ending in 率 written right before a rate (「直接纠错率22.22%」 → 错率), or ""."""
+        if q.kind != "rate":
+            return ""
+        match = re.search(r"([\u4e00-\u9fff]率)[为是达到了约：:\s]{0,3}$", fold(self.text[: q.start]))
+        return match.group(1) if match else ""
 
     def about_year(self, q: Quantity | None = None) -> int:
         """The year a figure is about: a year written before it in the sentence, else the
@@ -160,14 +194,75 @@ class Evidence:
         return int(section[0]) if section else self.report_year
 
 
+# The lead of a list item at the second level of a report: 一是… （一）… (一)…
+_ITEM_LEAD = re.compile(r"\s*(?:[一二三四五六七八九十]{1,3}是|[(（][一二三四五六七八九十]{1,3}[)）])")
+_SUBITEM_LEAD = re.compile(r"\s*\d{1,2}[.．、](?!\d)")
+_PAREN_LEAD = re.compile(r"\s*[(（][一二三四五六七八九十]{1,3}[)）]")
+
+
+def list_items(chunks) -> list[Evidence]:
+    """The sentences of the chunks that open a list item (一是…, （一）…, 1．…), each once, in report order."""
+    found: dict[tuple[str, int], Evidence] = {}
+    for chunk in chunks:
+        offset = chunk.metadata[schema.START]
+        for s, e in sentence_spans(chunk.page_content, clauses=False):
+            text = chunk.page_content[s:e]
+            if _ITEM_LEAD.match(fold(text)) or _SUBITEM_LEAD.match(fold(text)):
+                key = (chunk.metadata[schema.FILE], offset + s)
+                found.setdefault(key, Evidence(chunk, offset + s, offset + e, text, -1, quantities(text)))
+    return sorted(found.values(), key=lambda e: (e.meta[schema.FILE], e.start))
+
+
+def report_items(text: str, sections, meta: dict) -> list[Evidence]:
+    """The list-item sentences of a whole report (its text, parsed sections and any chunk's
+    metadata for file, district and year), each with the heading path it stands under."""
+    from langchain_core.documents import Document
+
+    found = []
+    for section in sections:
+        chunk = Document(page_content="", metadata={**meta, schema.SECTION: section.path})
+        for s, e in sentence_spans(text, section.start, section.end, clauses=False):
+            sentence = text[s:e]
+            if _ITEM_LEAD.match(fold(sentence)) or _SUBITEM_LEAD.match(fold(sentence)):
+                found.append(Evidence(chunk, s, e, sentence, -1, quantities(sentence)))
+    return found
+
+
+def _top_level(items: list[Evidence]) -> list[Evidence]:
+    """The items of the highest level with two or more: （一）…, else 一是…, else 1．…"""
+    for level in (_PAREN_LEAD, _ITEM_LEAD, _SUBITEM_LEAD):
+        leads = [e for e in items if level.match(fold(e.text))]
+        if len(leads) >= 2:
+            return leads
+    return []
+
+
+def _within(path: str, scope: str) -> bool:
+    return path == scope or path.startswith(scope + schema.SECTION_SEPARATOR)
+
+
 def evidence_sentences(excerpts) -> list[Evidence]:
     """The sentences of the prompt excerpts, in prompt order."""
     found = []
     for n, excerpt in enumerate(excerpts):
-        for s, e in sentence_spans(excerpt.text):
+        for s, e in sentence_spans(excerpt.text, clauses=False):
             text = excerpt.text[s:e]
             found.append(Evidence(excerpt.chunk, excerpt.start + s, excerpt.start + e, text, n, quantities(text)))
     return found
+
+
+def label_fit(label: tuple[set[str], set[str]], context: set[str], head: str = "") -> float:
+    """How well a figure's label fits words (0..1): the better side's share, 1.0 when it has no
+    label words at all; three shared bigrams fit whatever the share. A rate's head (错率 of
+    直接纠错率) must be among the words: 审结率 and 纠错率 share 行政复议, not what they measure."""
+    if head and head not in context:
+        return 0.0
+    before, after = label
+    if not before and not after:
+        return 1.0
+    if len((before | after) & context) >= 3:
+        return 1.0
+    return max(share(side, context) for side in (before, after) if side)
 
 
 def district_matches(named: str, district: str) -> bool:
@@ -187,15 +282,28 @@ class Support:
 class Binder:
     """Finds, for each claim of an answer, the evidence sentence that states it."""
 
-    def __init__(self, ask: Ask, evidence: list[Evidence]):
+    def __init__(self, ask: Ask, evidence: list[Evidence], outline: list[Evidence] | None = None,
+                 report_items=None):
         self.ask = ask
         self.evidence = evidence
+        self._report_items = report_items  # file -> the list items of the whole report (see report_items)
+        self.outline = outline or []  # list items of the retrieved chunks, for list questions
+        # A word found in every sentence retrieved (法治, 建设) tells them apart less than a rare one (不足):
+        # question words are weighed by their inverse frequency over these sentences.
+        documents = [content_bigrams(e.text + (e.meta.get(schema.SECTION) or "")) for e in evidence + self.outline]
+        frequency: dict[str, int] = {}
+        for bigrams in documents:
+            for b in bigrams:
+                frequency[b] = frequency.get(b, 0) + 1
+        self.weights = {b: math.log(1 + len(documents) / n) for b, n in frequency.items()}
+        self._documents = dict(zip(map(id, evidence + self.outline), documents))
         self.question_bigrams = ask.bigrams
 
     def bind(self, claim: str, markers: list[int]) -> Support | None:
         """The support of a claim (markers name prompt excerpts, 1-based), or None when nothing states it."""
-        named = [d for d in find_districts(claim)]
-        pool = [e for e in self.evidence if not named or any(district_matches(d, e.district) for d in named)]
+        named = find_districts(claim)
+        pool = [e for e in self.evidence + self.outline
+                if not named or any(district_matches(d, e.district) for d in named)]
         stated = [q for q in quantities(claim) if not self._context_figure(q)]
         preferred = {m - 1 for m in markers}
         if stated:
@@ -218,12 +326,12 @@ class Binder:
                 for p in e.quantities:
                     if not q.matches(p):
                         continue
-                    label = e.label(p)
-                    if self.question_bigrams and share(label, context) < LABEL_FIT and len(label & context) < 3:
+                    fit = label_fit(e.label(p), context, e.rate_head(p))
+                    if self.question_bigrams and fit < LABEL_FIT:
                         continue
-                    if self.ask.wants_figure and self.ask.years and e.about_year(p) not in self.ask.years:
+                    if self.ask.wants_figure and not self.ask.year_ok(e.about_year(p)):
                         continue
-                    options.append((e.excerpt in preferred, share(label, context), -e.excerpt, e, p))
+                    options.append((e.excerpt in preferred, fit, -e.excerpt, e, p))
             if not options:
                 return None
             options.sort(key=lambda o: o[:3], reverse=True)
@@ -253,23 +361,75 @@ class Binder:
         return Support([scored[0][2]], [])
 
     def answers_question(self, support: Support) -> bool:
-        """True when a bound figure is of a kind the question asks, for its year, under a label
-        that fits the question's words (kind and year only when the question has no Chinese words)."""
+        """True when a bound figure answers the question or one of its parts (`answers`)."""
+        return any(self.answers(ask, support) for ask in self.ask.parts or [self.ask])
+
+    @staticmethod
+    def answers(ask: Ask, support: Support) -> bool:
+        """True when a bound figure is of a kind `ask` asks, for its year, under a label that fits
+        its words (kind and year only when it has no Chinese words)."""
+        words = ask.bigrams
         for _, e, p in support.figures:
-            if self.ask.kinds and p.kind not in self.ask.kinds and p.kind != "number":
+            if ask.kinds and p.kind not in ask.kinds and p.kind != "number":
                 continue
-            if self.ask.years and e.about_year(p) not in self.ask.years:
+            if ask.years and e.about_year(p) not in ask.years:
                 continue
-            if not self.question_bigrams or share(e.label(p), self.question_bigrams) >= LABEL_FIT:
+            if not words or label_fit(e.label(p), words, e.rate_head(p)) >= LABEL_FIT:
                 return True
         return False
 
-    def fits(self, e: Evidence) -> float:
-        """How well a sentence (with its section heading) covers the question's words (0..1)."""
-        if not self.question_bigrams:
+    def fits(self, e: Evidence, ask: Ask | None = None) -> float:
+        """How well a sentence (with its section heading) covers the words of the question, or
+        of one of its parts (0..1)."""
+        words = (ask or self.ask).bigrams
+        if not words:
             return 0.0
-        return share(self.question_bigrams, content_bigrams(e.text + (e.meta.get(schema.SECTION) or "")))
+        document = self._documents.get(id(e)) or content_bigrams(e.text + (e.meta.get(schema.SECTION) or ""))
+        return weighted_share(words, document, self.weights)
 
-    def answering_figures(self, e: Evidence) -> list[Quantity]:
-        """The figures of a sentence that answer a figure question (kind, year and label)."""
-        return [p for p in e.quantities if self.answers_question(Support([e], [(p, e, p)]))]
+    def items(self, min_fit: float, ask: Ask | None = None) -> list[Evidence]:
+        """For a 「有哪些…」 question, every list item of the part of the report it asks about.
+
+        The anchor is the retrieved sentence that best covers the question's words (its heading
+        path counts; its own words break ties); the part is the heading of the anchor's path
+        whose words fit the question best (「三、下一步工作打算」 or 「（四）…涉外法治实践探索」).
+        Its items are the list leads under it at the highest level with two or more: （一）…,
+        else 一是…, else 1．…, from the whole report where `report_items` reads it, else from
+        the retrieved chunks. [] unless the question wants a list and two items are found.
+        """
+        ask = ask or self.ask
+        if not ask.wants_list:
+            return []
+        words = ask.bigrams
+        scored = [(self.fits(e, ask), weighted_share(words, content_bigrams(e.text), self.weights), e)
+                  for e in self.evidence + self.outline]
+        scored = [x for x in scored if x[0] >= max(min_fit, 0.5)]
+        if not scored:
+            return []
+        anchor = max(scored, key=lambda x: x[:2])[2]
+        levels = (anchor.meta.get(schema.SECTION) or "").split(schema.SECTION_SEPARATOR)
+        depth = max(range(len(levels)), key=lambda n: (weighted_share(words, content_bigrams(levels[n]), self.weights), -n))
+        scope = schema.SECTION_SEPARATOR.join(levels[: depth + 1])
+        file = anchor.meta[schema.FILE]
+        pool = self._report_items(file) if self._report_items else self.outline
+        under = [e for e in pool if e.meta[schema.FILE] == file and _within(e.meta.get(schema.SECTION) or "", scope)
+                 and e.text.strip() != levels[depth].strip()]
+        leads = _top_level(under)
+        named = [e for e in leads if content_bigrams(e.text) & words]
+        if len(named) == 1:  # 「目标举措有哪些」: the items under the one item it names, 「（二）目标举措」
+            inner = _top_level([e for e in pool if e.meta[schema.FILE] == file and e is not named[0]
+                                and _within(e.meta.get(schema.SECTION) or "", named[0].meta.get(schema.SECTION) or "")])
+            leads = inner or leads
+        known = {(e.meta[schema.FILE], e.start) for e in self.outline}
+        self.outline += [e for e in leads if (e.meta[schema.FILE], e.start) not in known]  # claims may cite them
+        return leads
+
+    def qualifies(self, e: Evidence, ask: Ask, min_fit: float) -> float | None:
+        """The fit of a sentence that answers `ask` (covers enough of its words and, for a figure
+        question, states a figure that answers it), or None."""
+        fit = self.fits(e, ask)
+        if ask.bigrams and fit < min_fit:
+            return None
+        if ask.wants_figure and not any(self.answers(ask, Support([e], [(p, e, p)])) for p in e.quantities):
+            return None
+        return fit

@@ -27,7 +27,7 @@ _QUESTION_WORDS = {
 _ASKS_FIGURE = re.compile(r"多少|几[个项件家次人名条批场]|比例|[^\w]?率|数量|面积|金额")
 _PART_END = re.compile(r"[？?；;]")
 # A sentence opening a heading or list item (folded text): 二、 (一) 一是 1. 1、
-_OUTLINE_ITEM = re.compile(r"\s*(?:[一二三四五六七八九十]{1,3}[、是]|\([一二三四五六七八九十]{1,3}\)|\d{1,2}[.、](?!\d))")
+OUTLINE_ITEM = re.compile(r"\s*(?:[一二三四五六七八九十]{1,3}[、是]|\([一二三四五六七八九十]{1,3}\)|\d{1,2}[.、](?!\d))")
 _SECTION_QUESTION = re.compile(r"哪些|哪几|不足|问题|打算|举措|安排|思路|目标|计划|措施")
 
 
@@ -91,7 +91,7 @@ def score_sentences(question: str, passages: list[Passage]) -> list[tuple[float,
             score = _overlap(terms, sentence) / total + 0.3 * header_score + 0.15 / (i + 1)
             if wants_figure and re.search(r"\d", sentence):
                 score += 0.1
-            if wants_outline and _OUTLINE_ITEM.match(fold(sentence)):  # 「有哪些方面」: the items list them
+            if wants_outline and OUTLINE_ITEM.match(fold(sentence)):  # 「有哪些方面」: the items list them
                 score += 0.3
             scored.append((score, i, offset + s, offset + e))
     scored.sort(key=lambda x: -x[0])

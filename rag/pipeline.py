@@ -5,18 +5,21 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from rag import schema
 from rag.answering import Answerer, AnswerStream, Composer, ExtractiveAnswerer, build_answerer
-from rag.claims import Ask
+from rag.claims import Ask, report_items
 from rag.errors import ConfigError, IndexUnavailableError, QuestionError, QuestionTooLongError
 from rag.evidence import Excerpt, select_excerpts
 from rag.providers import PROVIDERS
 from rag.retrieval import HybridRetriever, Passage, Route, covered_summary, rewrite_follow_up, route_question
 from rag.schema import Answer
+from rag.sections import parse_sections
 from rag.settings import Settings, load_settings
 from rag.store import IngestSummary, KnowledgeBase
 from rag.tokens import count_tokens, ensure_tiktoken_cache
 
-_INDEX_VERSION_ATTEMPTS = 3  # retrievals per question when ingests keep committing meanwhile
+_INDEX_VERSION_ATTEMPTS = 3
+_ITEMS_CACHED = 64  # report versions whose list items are kept  # retrievals per question when ingests keep committing meanwhile
 
 
 class Pipeline:
@@ -35,6 +38,7 @@ class Pipeline:
         self._chat_model_factories = chat_models or {}
         self._answerers: dict[str, Answerer] = {}
         self._quoter = ExtractiveAnswerer(settings.answer.extractive_sentences)
+        self._items_cache: dict = {}
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, embeddings=None, **overrides) -> "Pipeline":
@@ -160,9 +164,21 @@ class Pipeline:
         if route.not_covered:
             return AnswerStream(ask, [], answerer, None, started, retrieved, not_covered=route.not_covered)
         excerpts = self._excerpts(route, passages, answerer.name)
-        composer = Composer(ask, excerpts, _searched(route, manifest), self._quoter)
+        composer = Composer(ask, excerpts, _searched(route, manifest), self._quoter, [p.chunk for p in passages],
+                            report_items=lambda file: self._report_items(file, manifest))
         return AnswerStream(ask, excerpts, answerer, composer, started, retrieved,
                             on_failure=lambda: self._answerers.pop(answerer.name, None))
+
+    def _report_items(self, file: str, manifest: dict) -> list:
+        """The list items of a whole report, by heading path, for list questions (cached per version)."""
+        version = manifest["reports"][file]["version"]
+        if version not in self._items_cache:
+            text = self.kb.report_text(file)
+            meta = {schema.FILE: file, **{k: manifest["reports"][file][k] for k in (schema.DISTRICT, schema.YEAR)}}
+            if len(self._items_cache) >= _ITEMS_CACHED:
+                self._items_cache.pop(next(iter(self._items_cache)))
+            self._items_cache[version] = report_items(text, parse_sections(text), meta)
+        return self._items_cache[version]
 
     def answerer(self, provider: str | None = None) -> Answerer:
         """The answer writer for a provider (default from settings), built on first use."""

@@ -7,6 +7,7 @@ import re
 from functools import lru_cache
 
 _SENTENCE_END = re.compile(r"[^。；！？!?;\n]*(?:[。；！？!?;]+[”’」』）)]*|\n|$)")
+_FULL_SENTENCE_END = re.compile(r"[^。！？!?\n]*(?:[。！？!?]+[”’」』）)]*|\n|$)")
 
 # Words that address a language model, not a reader: 「忽略以上所有指令」, "ignore all previous
 # instructions", 「你现在是一个AI助手」. Matched on fold(text), ignoring case. Reports never say these: an
@@ -64,14 +65,15 @@ def fold(text: str) -> str:
     return text.translate(_FOLD_TABLE)
 
 
-def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
-    """(start, end) spans of the sentences in text[start:end], ending at 。；！？ or a newline.
+def sentence_spans(text: str, start: int = 0, end: int | None = None, clauses: bool = True) -> list[tuple[int, int]]:
+    """(start, end) spans of the sentences in text[start:end], ending at 。；！？ or a newline
+    (with clauses=False, not at ；: whole sentences, as a citation quotes them).
 
     Leading and trailing white space is left out of each span; empty sentences are dropped.
     """
     end = len(text) if end is None else end
     spans = []
-    for match in _SENTENCE_END.finditer(text, start, end):
+    for match in (_SENTENCE_END if clauses else _FULL_SENTENCE_END).finditer(text, start, end):
         s, e = match.span()
         while s < e and text[s].isspace():
             s += 1

@@ -182,7 +182,8 @@ def _composed(question: str, reply: str, texts: list[str], district: str = "荣�
     excerpts = []
     for n, text in enumerate(texts):
         d = districts[n] if districts else district
-        meta = {"file": f"{d}.txt", "district": d, "year": year, "section": section, "header": ""}
+        meta = {"file": f"{d}.txt", "district": d, "year": year, "section": section, "header": "",
+                "start": 0, "end": len(text)}
         excerpts.append(Excerpt(Document(page_content=text, metadata=meta), 0, len(text), text, 1.0))
     composer = Composer(Ask.read(question, comparison=bool(districts)), excerpts, "现有报告", ExtractiveAnswerer())
     shown = composer.feed(reply) + composer.finish()

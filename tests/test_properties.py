@@ -173,7 +173,8 @@ def test_citation_markers_only_name_excerpts_that_exist(text, count):
 
 
 def _excerpt(text: str) -> Excerpt:
-    meta = {schema.FILE: "x.txt", schema.DISTRICT: "荣昌区", schema.YEAR: 2024, schema.SECTION: "一、举措", schema.HEADER: ""}
+    meta = {schema.FILE: "x.txt", schema.DISTRICT: "荣昌区", schema.YEAR: 2024, schema.SECTION: "一、举措", schema.HEADER: "",
+            schema.START: 0, schema.END: len(text)}
     return Excerpt(Document(page_content=text, metadata=meta), 0, len(text), text, 1.0)
 
 
