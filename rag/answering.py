@@ -76,7 +76,7 @@ class Answerer(Protocol):
 
 
 class ExtractiveAnswerer:
-    """No LLM: quotes the sentences that answer the question, each with its [n] marker."""
+    """No LLM: the answer is the sentences that answer the question, quoted and cited."""
 
     name = "extractive"
     model = "extractive"
@@ -87,7 +87,8 @@ class ExtractiveAnswerer:
         self.max_list_items = max_list_items
 
     def stream(self, ask: Ask, excerpts: list[Excerpt]) -> Iterator[str]:
-        yield self.write(ask, Binder(ask, evidence_sentences(excerpts), list_items(x.chunk for x in excerpts)))
+        """Nothing of its own: with no words written, the answer stream quotes what `choose` picks."""
+        yield from ()
 
     def choose(self, binder: Binder) -> list[Evidence]:
         """The sentences that answer the question, best first; [] when none does.
@@ -101,7 +102,7 @@ class ExtractiveAnswerer:
         listed: list[Evidence] = []  # the items of a part that asks for a list, all of them
         pools = []                   # per other part (or the whole question), its sentences best first
         for part in ask.parts or [ask]:
-            items = binder.items(self.min_fit, part)
+            items = binder.items(part)
             if items:
                 listed += items[: self.max_list_items]
                 continue
@@ -127,18 +128,6 @@ class ExtractiveAnswerer:
                 chosen.append(e)
         return chosen
 
-    def write(self, ask: Ask, binder: Binder) -> str:
-        chosen = self.choose(binder)
-        if not chosen:
-            return NOT_FOUND_EN if ask.english else NOT_FOUND
-        chosen.sort(key=lambda e: (e.meta[schema.FILE], e.start))
-        if ask.english:
-            lines = [f"{district_english(e.district)} ({e.report_year} report): 「{e.text}」{_marker(e)}"
-                     for e in chosen]
-            return "According to the reports:\n" + "\n".join(lines)
-        return "根据报告：\n" + "\n".join(
-            f"{e.district}{e.report_year}年报告：「{e.text}」{_marker(e)}" for e in chosen)
-
 
 class LLMAnswerer:
     """An LCEL chain: prompt | chat model | text, streamed."""
@@ -159,11 +148,6 @@ class LLMAnswerer:
                 f"The language model ({self.name}: {self.model}) did not answer: {type(err).__name__}: {err}. "
                 "Check that it is running, or use --provider extractive."
             ) from err
-
-
-def _marker(e: Evidence) -> str:
-    """[n] of the prompt excerpt a sentence stands in; none for a list item found outside them."""
-    return f"[{e.excerpt + 1}]" if e.excerpt >= 0 else ""
 
 
 def build_answerer(provider: str, settings, chat_model_factory: Callable | None) -> Answerer:
@@ -282,9 +266,9 @@ class Composer:
         return self._show(body, support, tail)
 
     def _show(self, body: str, support: Support, tail: str) -> str:
-        body = _LEAD_PUNCT.sub("", self.connective + body) if not self.shown and not self.held else self.connective + body
+        body = self.connective + self._with_subject(body, support)
+        body = _LEAD_PUNCT.sub("", body) if not self.shown and not self.held else body
         self.connective = ""
-        body = self._with_subject(body, support)
         numbers = "".join(f"[{self._number(e)}]" for e in support.sentences)
         piece = body + numbers + (tail or "")
         if not self.answered and self.binder.answers_question(support):
@@ -375,7 +359,7 @@ class Composer:
     def _missing_items(self) -> str:
         """A list question's items the text left out, each quoted: a list is answered whole."""
         cited = [(c.file, c.start, c.end) for c in self.citations]
-        missing = [e for e in self.binder.items(self.fallback.min_fit)
+        missing = [e for e in self.binder.items()
                    if not any(f == e.meta[schema.FILE] and s < e.end and e.start < t for f, s, t in cited)]
         return "".join(self._show(f"\n「{e.text}」", Support([e], []), "") for e in missing)
 

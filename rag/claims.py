@@ -29,7 +29,7 @@ from rag.text import fold, sentence_spans
 _STOP = set("的了为是和与及在等共其并对将把被已之中有个全年区镇县我本该达到约")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _LABEL_BOUNDARY = re.compile(r"[，,。；;：:、（()）]")
-_LABEL_CHARS = 6          # how far before a figure its label is read
+_LABEL_CHARS = 8          # how far before a figure its label is read
 LABEL_FIT = 0.33          # share of a figure label's bigrams the claim or question must hold
 TEXT_SUPPORT = 0.5        # share of a text claim's bigrams its sentence must hold
 _YEAR = re.compile(r"(?<!\d)(20\d{2})\s*年")
@@ -109,7 +109,8 @@ class Ask:
     @property
     def bigrams(self) -> set[str]:
         """The question's content bigrams: without its districts and the words that only ask."""
-        return content_bigrams(self.search or self.question, tuple(self.districts) + QUESTION_WORDS)
+        names = tuple(n for d in self.districts for n in (d, *re.split(r"(?<=[区县])", d), re.sub(r"[区县镇]$", "", d)) if n)
+        return content_bigrams(self.search or self.question, names + QUESTION_WORDS)
 
     @classmethod
     def read(cls, question: str, districts: list[str] | None = None, comparison: bool = False,
@@ -147,8 +148,9 @@ class Evidence:
     start: int        # offsets into the report text
     end: int
     text: str
-    excerpt: int      # 0-based number of the prompt excerpt it stands in
+    excerpt: int      # 0-based number of the prompt excerpt it stands in; -1: in none
     quantities: list[Quantity] = field(default_factory=list)
+    lead_in: str = ""  # for a list item run on in a paragraph, the paragraph's words before the items
 
     @property
     def meta(self) -> dict:
@@ -165,15 +167,20 @@ class Evidence:
     def label(self, q: Quantity) -> tuple[set[str], set[str]]:
         """What a figure measures: the content bigrams of the few words right before it
         (「直接纠错率22.22%」) and right after it (「500㎡实体平台」), each up to the nearest
-        punctuation or other figure."""
+        punctuation. Other figures and the words of a change (「履行率由94.9%提升至99%」,
+        「时间由半天缩短到5分钟」) are passed over; a change with no words of its own
+        (「1004人、增长21%」) measures what the figure before it does."""
         before = self.text[: q.start]
         cut = max((m.end() for m in _LABEL_BOUNDARY.finditer(before)), default=0)
-        cut = max(cut, max((p.end for p in self.quantities if p.end <= q.start), default=0))
+        words_before = _label_words(before[cut:], q.start - cut, self.quantities, cut)
+        if not words_before and q.change:
+            earlier = [p for p in self.quantities if p.end <= q.start]
+            if earlier:
+                return self.label(earlier[-1])
         after = self.text[q.end:]
         stop = min([m.start() for m in [_LABEL_BOUNDARY.search(after)] if m] + [len(after)])
         stop = min([stop] + [p.start - q.end for p in self.quantities if p.start >= q.end])
-        words_before = "".join(c for c in fold(before[cut:]) if c not in _STOP)
-        words_after = "".join(c for c in fold(after[:stop]) if c not in _STOP)
+        words_after = "".join(c for c in _CHANGE_WORDS.sub(" ", fold(after[:stop])) if c not in _STOP and not c.isspace())
         return content_bigrams(words_before[-_LABEL_CHARS:]), content_bigrams(words_after[:_LABEL_CHARS])
 
     def rate_head(self, q: Quantity) -> str:
@@ -197,6 +204,7 @@ class Evidence:
 # The lead of a list item at the second level of a report: 一是… （一）… (一)…
 _ITEM_LEAD = re.compile(r"\s*(?:[一二三四五六七八九十]{1,3}是|[(（][一二三四五六七八九十]{1,3}[)）])")
 _SUBITEM_LEAD = re.compile(r"\s*\d{1,2}[.．、](?!\d)")
+_INLINE_ITEM = re.compile(r"(?<=[：:；;。])\s*([一二三四五六七八九十]{1,3}是[^；;。\n]*[；;。]?)")
 _PAREN_LEAD = re.compile(r"\s*[(（][一二三四五六七八九十]{1,3}[)）]")
 
 
@@ -221,11 +229,30 @@ def report_items(text: str, sections, meta: dict) -> list[Evidence]:
     found = []
     for section in sections:
         chunk = Document(page_content="", metadata={**meta, schema.SECTION: section.path})
+        starts = set()
         for s, e in sentence_spans(text, section.start, section.end, clauses=False):
             sentence = text[s:e]
             if _ITEM_LEAD.match(fold(sentence)) or _SUBITEM_LEAD.match(fold(sentence)):
                 found.append(Evidence(chunk, s, e, sentence, -1, quantities(sentence)))
+                starts.add(s)
+        # items run on inside a paragraph: 「…存在一定不足。主要表现在：一是…；二是…；三是…。」
+        lead_ins: dict[int, str] = {}
+        for match in _INLINE_ITEM.finditer(fold(text), section.start, section.end):
+            s, e = match.span(1)
+            paragraph = text.rfind("\n", section.start, s) + 1 or section.start
+            lead_in = lead_ins.setdefault(paragraph, text[paragraph:s])
+            if s in starts:  # the sentence opened by the first item: the item alone stands for it
+                found = [x for x in found if x.start != s]
+            found.append(Evidence(chunk, s, e, text[s:e], -1, quantities(text[s:e]), lead_in))
+    found.sort(key=lambda x: x.start)
     return found
+
+
+# The parts of a report a list question asks for, by the words their headings use.
+_SECTION_KINDS = (
+    ("不足", "问题", "短板", "差距", "薄弱", "困难"),
+    ("打算", "安排", "计划", "思路", "目标", "任务", "下一步", "展望"),
+)
 
 
 def _top_level(items: list[Evidence]) -> list[Evidence]:
@@ -251,11 +278,26 @@ def evidence_sentences(excerpts) -> list[Evidence]:
     return found
 
 
+_CHANGE_WORDS = re.compile(
+    r"由|从|同比|环比|(?:增长|增加|提升|提高|上升|下降|降低|减少|缩短|压缩|延长)(?:至|到|为|了)?|(?:升|降|减)至|达到|达")
+
+
+def _label_words(text: str, end: int, figures: list[Quantity], offset: int) -> str:
+    """The content characters of text (before a figure at `end`), without figures and change words."""
+    chars = list(text)
+    for p in figures:
+        for i in range(max(p.start - offset, 0), min(p.end - offset, end)):
+            chars[i] = " "
+    cleaned = _CHANGE_WORDS.sub(" ", fold("".join(chars)))
+    cleaned = re.sub(r"[半一两几数]?[天日年月周]\s*$", " ", cleaned) if re.search(r"\s$", cleaned) else cleaned
+    return "".join(c for c in cleaned if c not in _STOP and not c.isspace())
+
+
 def label_fit(label: tuple[set[str], set[str]], context: set[str], head: str = "") -> float:
     """How well a figure's label fits words (0..1): the better side's share, 1.0 when it has no
     label words at all; three shared bigrams fit whatever the share. A rate's head (错率 of
     直接纠错率) must be among the words: 审结率 and 纠错率 share 行政复议, not what they measure."""
-    if head and head not in context:
+    if head and head not in context and "率" in "".join(context):  # a question for 比例 names no head
         return 0.0
     before, after = label
     if not before and not after:
@@ -387,49 +429,64 @@ class Binder:
         document = self._documents.get(id(e)) or content_bigrams(e.text + (e.meta.get(schema.SECTION) or ""))
         return weighted_share(words, document, self.weights)
 
-    def items(self, min_fit: float, ask: Ask | None = None) -> list[Evidence]:
-        """For a 「有哪些…」 question, every list item of the part of the report it asks about.
+    def items(self, ask: Ask | None = None) -> list[Evidence]:
+        """For a 「有哪些不足/打算…」 question, every list item of the part of the report it asks for.
 
-        The anchor is the retrieved sentence that best covers the question's words (its heading
-        path counts; its own words break ties); the part is the heading of the anchor's path
-        whose words fit the question best (「三、下一步工作打算」 or 「（四）…涉外法治实践探索」).
-        Its items are the list leads under it at the highest level with two or more: （一）…,
-        else 一是…, else 1．…, from the whole report where `report_items` reads it, else from
-        the retrieved chunks. [] unless the question wants a list and two items are found.
+        The part is the one whose heading, or the lead-in of whose paragraph (「…存在不足和问题。
+        一是…；二是…」), names the kind of part asked for and best covers the question's words,
+        in the report that best answers the question. Its items are its list leads at the
+        highest level with two or more (（一）…, else 一是…, else 1．…); for a question naming one of
+        them (「目标举措有哪些」), that item's own. [] unless the question wants a list and such a
+        part exists.
         """
         ask = ask or self.ask
-        if not ask.wants_list:
+        wanted = [w for group in _SECTION_KINDS for w in group if any(x in fold(ask.question) for x in group)]
+        if not ask.wants_list or not wanted or not self._report_items:
             return []
-        words = ask.bigrams
-        scored = [(self.fits(e, ask), weighted_share(words, content_bigrams(e.text), self.weights), e)
-                  for e in self.evidence + self.outline]
-        scored = [x for x in scored if x[0] >= max(min_fit, 0.5)]
-        if not scored:
-            return []
-        anchor = max(scored, key=lambda x: x[:2])[2]
-        levels = (anchor.meta.get(schema.SECTION) or "").split(schema.SECTION_SEPARATOR)
-        depth = max(range(len(levels)), key=lambda n: (weighted_share(words, content_bigrams(levels[n]), self.weights), -n))
-        scope = schema.SECTION_SEPARATOR.join(levels[: depth + 1])
-        file = anchor.meta[schema.FILE]
-        pool = self._report_items(file) if self._report_items else self.outline
-        under = [e for e in pool if e.meta[schema.FILE] == file and _within(e.meta.get(schema.SECTION) or "", scope)
-                 and e.text.strip() != levels[depth].strip()]
-        leads = _top_level(under)
-        named = [e for e in leads if content_bigrams(e.text) & words]
-        if len(named) == 1:  # 「目标举措有哪些」: the items under the one item it names, 「（二）目标举措」
-            inner = _top_level([e for e in pool if e.meta[schema.FILE] == file and e is not named[0]
-                                and _within(e.meta.get(schema.SECTION) or "", named[0].meta.get(schema.SECTION) or "")])
-            leads = inner or leads
+        ranked = sorted(self.evidence + self.outline, key=lambda e: -self.fits(e, ask))
+        for file in dict.fromkeys(e.meta[schema.FILE] for e in ranked):
+            pool = self._report_items(file)
+            parts: dict[str, list[Evidence]] = {}  # what names the part → its items
+            for e in pool:
+                if e.lead_in and any(w in fold(e.lead_in) for w in wanted):
+                    parts.setdefault(e.lead_in, []).append(e)
+                levels = (e.meta.get(schema.SECTION) or "").split(schema.SECTION_SEPARATOR)
+                for n, heading in enumerate(levels):
+                    if any(w in fold(heading) for w in wanted):
+                        scope = schema.SECTION_SEPARATOR.join(levels[: n + 1])
+                        parts.setdefault(scope, [x for x in pool if _within(x.meta.get(schema.SECTION) or "", scope)])
+            named = {name: _top_level(items) for name, items in parts.items()}
+            named = {name: leads for name, leads in named.items() if leads}
+            if named:
+                best = max(named, key=lambda name: (weighted_share(ask.bigrams, content_bigrams(name), self.weights),
+                                                    -name.count(schema.SECTION_SEPARATOR)))
+                return self._remember(self._descend(ask, pool, named[best]))
+        return []
+
+    def _descend(self, ask: Ask, pool: list[Evidence], leads: list[Evidence]) -> list[Evidence]:
+        """The items under the one item a question names (「目标举措有哪些」 → those of 「（二）目标举措」,
+        「涉外法治实践探索方面有哪些打算」 → those of 「（四）全力推进涉外法治实践探索」), else `leads`."""
+        scored = sorted(((weighted_share(ask.bigrams, content_bigrams(e.text), self.weights), n)
+                         for n, e in enumerate(leads)), reverse=True)
+        if not scored or scored[0][0] < 0.2 or len(scored) > 1 and scored[0][0] < 2 * scored[1][0]:
+            return leads
+        named = leads[scored[0][1]]
+        path = named.meta.get(schema.SECTION) or ""
+        inner = _top_level([e for e in pool if e is not named and e.meta[schema.FILE] == named.meta[schema.FILE]
+                            and _within(e.meta.get(schema.SECTION) or "", path) and e.start > named.start])
+        return inner or leads
+
+    def _remember(self, leads: list[Evidence]) -> list[Evidence]:
+        """The items, kept among the sentences claims may cite."""
         known = {(e.meta[schema.FILE], e.start) for e in self.outline}
-        self.outline += [e for e in leads if (e.meta[schema.FILE], e.start) not in known]  # claims may cite them
+        self.outline += [e for e in leads if (e.meta[schema.FILE], e.start) not in known]
         return leads
 
     def qualifies(self, e: Evidence, ask: Ask, min_fit: float) -> float | None:
         """The fit of a sentence that answers `ask` (covers enough of its words and, for a figure
         question, states a figure that answers it), or None."""
         fit = self.fits(e, ask)
-        if ask.bigrams and fit < min_fit:
-            return None
-        if ask.wants_figure and not any(self.answers(ask, Support([e], [(p, e, p)])) for p in e.quantities):
-            return None
-        return fit
+        if ask.wants_figure:  # the figure's own label speaks for the sentence: half the words will do
+            answering = any(self.answers(ask, Support([e], [(p, e, p)])) for p in e.quantities)
+            return fit if answering and (not ask.bigrams or fit >= min_fit / 2) else None
+        return fit if not ask.bigrams or fit >= min_fit else None
