@@ -19,7 +19,8 @@ from langchain_core.prompts import ChatPromptTemplate
 
 from rag import schema
 from rag.claims import (
-    Ask, Binder, Evidence, Support, district_matches, evidence_sentences, is_english, list_items,
+    TEXT_SUPPORT, Ask, Binder, Evidence, Support, content_bigrams, district_matches, evidence_sentences, is_english,
+    list_items, share,
 )
 from rag.districts import district_english, find_districts
 from rag.errors import LLMUnavailableError
@@ -242,7 +243,7 @@ class Composer:
         body = re.sub(r"\[\d+\]", "", text)
         tail = re.search(r"[，,、；;。！？!?.\s]*$", body).group()
         body = body[: len(body) - len(tail)] if tail else body
-        tail = tail.lstrip(" \t")
+        tail = tail.lstrip(" \t") or (" " if tail and self.ask.english else "")
         if not body.strip() and not markers:
             return self._show_connective(tail)
         if _SCAFFOLD.match(body) or (self.ask.english and self.ask.question.strip() in body):
@@ -263,15 +264,16 @@ class Composer:
         if support is None:
             self.grounded = False
             return ""
-        return self._show(body, support, tail)
+        return self._show(body, support, tail, claim=body)
 
-    def _show(self, body: str, support: Support, tail: str) -> str:
+    def _show(self, body: str, support: Support, tail: str, claim: str = "") -> str:
+        """Hold or show a supported claim with its markers; `claim` is the writer's own words, if any."""
         body = self.connective + self._with_subject(body, support)
         body = _LEAD_PUNCT.sub("", body) if not self.shown and not self.held else body
         self.connective = ""
         numbers = "".join(f"[{self._number(e)}]" for e in support.sentences)
         piece = body + numbers + (tail or "")
-        if not self.answered and self.binder.answers_question(support):
+        if not self.answered and self.binder.answers_question(support, claim):
             self.answered = True
         self.held.append(piece)
         return self._release() if self.answered else ""
@@ -358,9 +360,8 @@ class Composer:
 
     def _missing_items(self) -> str:
         """A list question's items the text left out, each quoted: a list is answered whole."""
-        cited = [(c.file, c.start, c.end) for c in self.citations]
-        missing = [e for e in self.binder.items()
-                   if not any(f == e.meta[schema.FILE] and s < e.end and e.start < t for f, s, t in cited)]
+        said = content_bigrams("".join(self.shown))
+        missing = [e for e in self.binder.items() if share(content_bigrams(e.text), said) < TEXT_SUPPORT]
         return "".join(self._show(f"\n「{e.text}」", Support([e], []), "") for e in missing)
 
     def answer(self, provider: str, model: str) -> Answer:
@@ -386,8 +387,6 @@ def _claim_end(text: str) -> int | None:
 
 def _is_connective(body: str) -> bool:
     """Words that lead into claims without stating one: 「根据报告：」「主要有以下几方面：」."""
-    from rag.claims import content_bigrams
-
     if quantities(body):
         return False
     return body.rstrip().endswith(("：", ":")) or len(content_bigrams(body)) <= 2 and not is_english(body)

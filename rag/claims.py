@@ -402,21 +402,30 @@ class Binder:
         scored.sort(key=lambda s: (round(s[0], 1), s[1]), reverse=True)
         return Support([scored[0][2]], [])
 
-    def answers_question(self, support: Support) -> bool:
-        """True when a bound figure answers the question or one of its parts (`answers`)."""
-        return any(self.answers(ask, support) for ask in self.ask.parts or [self.ask])
+    def answers_question(self, support: Support, claim: str = "") -> bool:
+        """True when a bound figure answers the question or one of its parts (`answers`).
+
+        A writer's claim lends its own words to the label check: a model that maps
+        「用手机办理的比例」 onto 「掌上可办率」 says so in its claim, whose figure the sentence states
+        under that label; kind and year are still the question's.
+        """
+        words = content_bigrams(claim, tuple(self.ask.districts)) if claim else set()
+        return any(self.answers(ask, support, words) for ask in self.ask.parts or [self.ask])
 
     @staticmethod
-    def answers(ask: Ask, support: Support) -> bool:
+    def answers(ask: Ask, support: Support, claim_words: set[str] = frozenset()) -> bool:
         """True when a bound figure is of a kind `ask` asks, for its year, under a label that fits
-        its words (kind and year only when it has no Chinese words)."""
-        words = ask.bigrams
+        its words or the claim's (kind and year only when it has no Chinese words)."""
+        words = ask.bigrams | claim_words
         for _, e, p in support.figures:
             if ask.kinds and p.kind not in ask.kinds and p.kind != "number":
                 continue
             if ask.years and e.about_year(p) not in ask.years:
                 continue
-            if not words or label_fit(e.label(p), words, e.rate_head(p)) >= LABEL_FIT:
+            head = e.rate_head(p)
+            if head and head not in ask.bigrams and "率" in fold(ask.search):
+                continue  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says
+            if not words or label_fit(e.label(p), words) >= LABEL_FIT:
                 return True
         return False
 

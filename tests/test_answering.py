@@ -257,3 +257,55 @@ def test_a_history_question_over_the_limit_is_refused_by_the_pipeline_itself(see
     history = [("问" * (seeded_pipeline.settings.answer.max_question_chars + 1), "答")]
     with pytest.raises(QuestionError, match="history 第 1 轮"):
         seeded_pipeline.ask("那梁平区呢？", history=history)
+
+
+LIST_REPORT = (
+    "关于2024年法治政府建设情况的报告\n"
+    "一、2024年主要成效\n（一）深化行政复议。全年办理复议案件10件。\n（二）加强普法。开展普法活动20场。\n"
+    "二、存在的不足\n2024年工作还存在一定不足。主要表现在：一是基层执法力量薄弱；二是普法针对性不强；三是复议人员配备不足。\n"
+    "三、2025年工作打算\n（一）加强执法队伍建设。一是开展执法人员轮训。二是规范执法程序。\n"
+    "（二）改进普法方式。一是推行分众普法。二是建设法治阵地。\n"
+)
+
+
+def _list_answer(question: str, reply: str = "") -> "Answer":
+    """The answer to a list question over LIST_REPORT, whose excerpts hold only its first heading."""
+    from langchain_core.documents import Document
+
+    from rag.answering import Composer, ExtractiveAnswerer
+    from rag.claims import Ask, report_items
+    from rag.evidence import Excerpt
+    from rag.sections import parse_sections
+
+    meta = {"file": "r.txt", "district": "荣昌区", "year": 2024, "header": ""}
+    sections = parse_sections(LIST_REPORT)
+    start = LIST_REPORT.index("二、存在的不足")
+    first = next(s for s in sections if s.start <= start < s.end)
+    chunk = Document(page_content=LIST_REPORT[first.start:first.end],
+                     metadata={**meta, "section": first.path, "start": first.start, "end": first.end})
+    excerpt = Excerpt(chunk, first.start, first.end, chunk.page_content, 1.0)
+    items = report_items(LIST_REPORT, sections, meta)
+    composer = Composer(Ask.read(question, ["荣昌区"]), [excerpt], "荣昌区 2024年", ExtractiveAnswerer(),
+                        report_items=lambda file: items)
+    shown = composer.feed(reply) + composer.finish()
+    answer = composer.answer("local", "fake")
+    assert answer.answer == shown.strip()
+    for c in answer.citations:
+        assert LIST_REPORT[c.start:c.end] == c.quote
+    return answer
+
+
+@pytest.mark.parametrize(("question", "items"), [
+    ("荣昌区2024年法治政府建设存在哪些不足？", ["基层执法力量薄弱", "普法针对性不强", "复议人员配备不足"]),
+    ("荣昌区2025年有哪些工作打算？", ["加强执法队伍建设", "改进普法方式"]),
+    ("荣昌区在改进普法方式方面有哪些打算？", ["推行分众普法", "建设法治阵地"]),  # the items of the one it names
+])
+def test_a_list_question_gets_every_item_of_the_part_it_asks_for(question, items):
+    answer = _list_answer(question)
+    assert not answer.refused and all(item in answer.answer for item in items), answer.answer
+    assert "开展执法人员轮训" not in answer.answer or "执法" in question  # no items of another part
+
+
+def test_a_list_the_model_shortens_is_completed_with_the_items_it_left_out():
+    answer = _list_answer("荣昌区2024年法治政府建设存在哪些不足？", "主要是基层执法力量薄弱。")
+    assert all(item in answer.answer for item in ("基层执法力量薄弱", "普法针对性不强", "复议人员配备不足"))

@@ -4,6 +4,7 @@ OpenAI route through the real `openai` client."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from html import escape
 from urllib.parse import quote
@@ -509,3 +510,24 @@ def test_render_passage_marks_the_quote():
 
     html = render_passage({"file": "a.txt", "before": "前文<b>", "quote": "引用的话", "after": "后文"}, "〔荣昌区 · 2024 · 一、…〕")
     assert "<mark>引用的话</mark>" in html and "&lt;b&gt;" in html and "〔荣昌区 · 2024 · 一、…〕" in html
+
+
+def test_openai_stream_markers_are_the_numbers_of_its_sources_list(seeded_pipeline):
+    """The model numbers excerpts its own way ([3]); what streams must use the sources list's numbers."""
+    def reply(_inputs):
+        yield "九龙坡区2025年实施首违不罚、轻微免罚"
+        yield "1722件[3]。"
+
+    pipeline = Pipeline(seeded_pipeline.settings, seeded_pipeline.kb, {"local": lambda: (RunnableGenerator(reply), "fake")})
+    client = TestClient(create_app(pipeline, ui=False))
+    oai = openai.OpenAI(base_url="http://testserver/v1", api_key="x", http_client=client)
+    chunks = list(oai.chat.completions.create(
+        model="fazhi-qa-local", messages=[{"role": "user", "content": QUESTION}], stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    body, _, sources = text.partition("来源：")
+    said = set(re.findall(r"\[(\d{1,3})\]", body))
+    listed = set(re.findall(r"^\[(\d{1,3})\]", sources, re.M))
+    assert said and said == listed, text
+    assert all("1722" in line for line in sources.strip().splitlines())  # each source states the figure
+    whole = oai.chat.completions.create(model="fazhi-qa-local", messages=[{"role": "user", "content": QUESTION}])
+    assert whole.choices[0].message.content == text  # streamed and not: the same words and numbers
