@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from rag.districts import find_districts
+from rag.claims import is_english as written_in_english
 from rag.grounding import figures
 from rag.schema import SECTION_SEPARATOR
 from rag.text import fold
@@ -102,9 +103,8 @@ def list_completeness(answer: str, items: list[str]) -> float | None:
 
 
 def is_english(text: str) -> bool:
-    """True when ASCII letters make up most of the letters of text, [n] markers and 「」 quotes left out."""
-    letters = [c for c in _QUOTED.sub("", _MARKER.sub("", fold(text))) if c.isalpha()]
-    return 2 * sum(c.isascii() for c in letters) > len(letters)
+    """True when an answer is written in English: rag.claims.is_english of it, [n] markers and 「」 quotes left out."""
+    return written_in_english(_QUOTED.sub("", _MARKER.sub("", fold(text))))
 
 
 def locate(evidence: str, text: str) -> tuple[int, int] | None:

@@ -27,6 +27,7 @@ from rag.errors import LLMUnavailableError
 from rag.grounding import quantities
 from rag.evidence import Excerpt
 from rag.schema import Answer, Citation
+from rag.text import fold
 
 NOT_FOUND = "报告中没有相关信息"
 NOT_FOUND_EN = "The reports do not contain this information"
@@ -211,6 +212,7 @@ class Composer:
         self.grounded = True
         self.refused = False
         self._subject = ""               # the district the text last named
+        self.supports: list[tuple[Support, str]] = []  # every claim taken, with the writer's words
 
     # ---- incremental ------------------------------------------------------------------
 
@@ -234,6 +236,8 @@ class Composer:
             out.append(self._missing_districts())
         if self.ask.wants_list and not self.refused:
             out.append(self._missing_items())
+        if self.ask.parts and not self.refused:
+            out.append(self._missing_parts())
         return "".join(out)
 
     # ---- claims -----------------------------------------------------------------------
@@ -264,6 +268,11 @@ class Composer:
         if support is None:
             self.grounded = False
             return ""
+        body = _as_written(body, support)
+        if self.ask.english and not is_english(body):  # an English question is answered in English:
+            e = support.sentences[0]                      # the Chinese claim gives way to its quoted sentence
+            quoted = f"{district_english(e.district)} ({e.report_year} report): 「{e.text}」"
+            return self._show(quoted, Support([e], support.figures), "\n", claim=body)
         return self._show(body, support, tail, claim=body)
 
     def _show(self, body: str, support: Support, tail: str, claim: str = "") -> str:
@@ -273,6 +282,7 @@ class Composer:
         self.connective = ""
         numbers = "".join(f"[{self._number(e)}]" for e in support.sentences)
         piece = body + numbers + (tail or "")
+        self.supports.append((support, claim))
         if not self.answered and self.binder.answers_question(support, claim):
             self.answered = True
         self.held.append(piece)
@@ -326,14 +336,15 @@ class Composer:
         return self.shown[-1]
 
     def _refusal(self) -> str:
-        lead = f"{NOT_FOUND_EN} ({NOT_FOUND})" if self.ask.english else NOT_FOUND
+        if self.ask.english:
+            return f"{NOT_FOUND_EN}: nothing in the reports searched ({self.searched}) answers this question."
         nearby = self._nearby()
         if nearby is None:
-            return f"{lead}：在{self.searched}中没有找到能回答这个问题的内容。"
+            return f"{NOT_FOUND}：在{self.searched}中没有找到能回答这个问题的内容。"
         n = self._number(nearby)
         where = f"{nearby.district}{nearby.report_year}年报告"
         what = "所问的数据" if self.ask.wants_figure else "所问的内容"
-        return (f"{lead}：在{self.searched}中没有找到{what}。相近的内容是{where}中的"
+        return (f"{NOT_FOUND}：在{self.searched}中没有找到{what}。相近的内容是{where}中的"
                 f"「{nearby.text}」[{n}]")
 
     def _nearby(self) -> Evidence | None:
@@ -342,6 +353,22 @@ class Composer:
             return None
         best = max(self.binder.evidence, key=self.binder.fits)
         return best if self.binder.fits(best) >= 0.5 else None
+
+    def _missing_parts(self) -> str:
+        """A part of a question the text left unanswered (「…多少家？…多大？」) gets the sentence that
+        answers it, quoted."""
+        out = []
+        for part in self.ask.parts:
+            if part.wants_list or not part.wants_figure:
+                continue
+            if any(self.binder.answers(part, support, content_bigrams(claim)) for support, claim in self.supports):
+                continue
+            best = max(((fit, e) for e in self.binder.evidence
+                        if (fit := self.binder.qualifies(e, part, self.fallback.min_fit)) is not None),
+                       key=lambda x: x[0], default=None)
+            if best is not None:
+                out.append(self._show(f"\n「{best[1].text}」", Support([best[1]], []), ""))
+        return "".join(out)
 
     def _missing_districts(self) -> str:
         """A compared district the text left out gets its own best sentence, quoted."""
@@ -368,6 +395,16 @@ class Composer:
         text = "".join(self.shown).strip()
         return Answer(answer=text, refused=self.refused, grounded=self.grounded, citations=self.citations,
                       provider=provider, model=model)
+
+
+def _as_written(claim: str, support: Support) -> str:
+    """The claim with each of its figures written as its sentence writes it (「19名」 → 「19人」,
+    「11600件」 → 「1.16万件」): the figures shown are the report's own."""
+    for q, e, p in sorted(support.figures, key=lambda f: -f[0].start):
+        written = e.text[p.start:p.end]
+        if claim[q.start:q.end] != written and fold(claim[q.start:q.end]) != fold(written):
+            claim = claim[: q.start] + written + claim[q.end:]
+    return claim
 
 
 def _claim_end(text: str) -> int | None:
@@ -414,7 +451,9 @@ class AnswerStream:
         if self._answer is not None:
             return
         if self.not_covered:
-            self._answer = Answer(answer=f"{NOT_FOUND}。{self.not_covered}", refused=True,
+            text = (f"{NOT_FOUND_EN}: the reports do not cover the place or year asked about. {self.not_covered}"
+                    if self.ask.english else f"{NOT_FOUND}。{self.not_covered}")
+            self._answer = Answer(answer=text, refused=True,
                                   provider=self.answerer.name, model=self.answerer.model)
             self._answer.timings.total_ms = _ms(self._started)
             yield self._answer.answer

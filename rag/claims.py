@@ -43,7 +43,7 @@ QUESTION_WORDS = (
 _ASKS = {
     "rate": re.compile(r"率|比例|占比|百分比|百分之|\bpercent|\brates?\b|\bshare\b|\bproportion|\bratio"),
     "count": re.compile(
-        r"(?:多少|几)(?:个|件|人|家|次|名|项|起|条|场|份|所|处|批|期|届|户|卷|篇|部|支|座|类|套|位|例|宗)(?!方面|领域|部分|类)"
+        r"(?:多少|几)(?:个|件|人|家|次|名|项|起|条|场|份|所|处|批|期|届|户|卷|篇|部|支|座|套|位|例|宗)(?!方面|领域|部分|类)"
         r"|数量|人数|件数|次数|家数|个数|\bhow many\b|\bnumber of\b"
     ),
     "amount": re.compile(r"金额|多少钱|多少万元|多少元|资金|经费|\bhow much money\b|\bamount\b|\byuan\b"),

@@ -13,7 +13,9 @@ import re
 from dataclasses import dataclass
 
 from rag import schema
+from rag.claims import Ask
 from rag.districts import find_districts
+from rag.grounding import quantities
 from rag.keyword import tokenize
 from rag.retrieval import Passage
 from rag.text import fold, sentence_spans
@@ -80,6 +82,7 @@ def score_sentences(question: str, passages: list[Passage]) -> list[tuple[float,
     terms = question_terms(question)
     total = sum(terms.values()) or 1.0
     wants_figure = asks_for_figure(question)
+    kinds = Ask.read(question).kinds  # a sentence stating a figure of the kind asked for ranks higher
     wants_outline = asks_for_section(question)
     scored = []
     for i, passage in enumerate(passages):
@@ -91,6 +94,8 @@ def score_sentences(question: str, passages: list[Passage]) -> list[tuple[float,
             score = _overlap(terms, sentence) / total + 0.3 * header_score + 0.15 / (i + 1)
             if wants_figure and re.search(r"\d", sentence):
                 score += 0.1
+                if kinds and any(q.kind in kinds for q in quantities(sentence)):
+                    score += 0.15
             if wants_outline and OUTLINE_ITEM.match(fold(sentence)):  # 「有哪些方面」: the items list them
                 score += 0.3
             scored.append((score, i, offset + s, offset + e))

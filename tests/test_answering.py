@@ -309,3 +309,21 @@ def test_a_list_question_gets_every_item_of_the_part_it_asks_for(question, items
 def test_a_list_the_model_shortens_is_completed_with_the_items_it_left_out():
     answer = _list_answer("荣昌区2024年法治政府建设存在哪些不足？", "主要是基层执法力量薄弱。")
     assert all(item in answer.answer for item in ("基层执法力量薄弱", "普法针对性不强", "复议人员配备不足"))
+
+
+def test_an_english_question_answered_in_chinese_gets_the_quoted_sentence_in_english():
+    answer = _composed("How many administrative reconsideration applications did Rongchang District receive in 2024?",
+                       "荣昌区接收行政复议申请337件[1]。",
+                       ["全年接收行政复议申请337件。"])
+    assert answer.answer == "Rongchang District (2024 report): 「全年接收行政复议申请337件。」[1]"
+
+
+def test_a_figure_is_shown_as_the_report_writes_it():
+    answer = _composed("荣昌区配备了多少名法律明白人？", "荣昌区配备法律明白人19名[1]。", ["配备法律明白人19人。"])
+    assert answer.answer == "荣昌区配备法律明白人19人[1]。"
+
+
+def test_a_part_of_a_question_the_model_left_out_gets_its_sentence():
+    texts = ["已发展联盟单位20家。", "推进首期500㎡实体平台建设。"]
+    answer = _composed("荣昌区联盟发展了多少家单位？实体平台面积有多大？", "实体平台面积为500㎡[2]。", texts)
+    assert "500㎡" in answer.answer and "20家" in answer.answer

@@ -1,4 +1,6 @@
-"""The full dev set through the real pipeline (e5 embeddings, extractive answers) must meet eval/floors.json."""
+"""The gold sets through the real pipeline (e5 embeddings, extractive answers) must meet their floors:
+dev.jsonl eval/floors.json, trust.jsonl (paraphrases, no district, other script, English, near misses,
+lists) eval/floors_trust.json."""
 
 from __future__ import annotations
 
@@ -11,15 +13,19 @@ from eval.metrics import check_floors
 from rag.settings import PROJECT_ROOT
 from tests.conftest import GOLD
 
-FLOORS = PROJECT_ROOT / "eval" / "floors.json"
+EVAL = PROJECT_ROOT / "eval"
 
 
 @pytest.mark.integration
-def test_dev_set_meets_the_floors(real_pipeline, tmp_path):
+@pytest.mark.parametrize(("gold", "floors", "questions"), [
+    (GOLD, EVAL / "floors.json", 45),
+    (EVAL / "gold" / "trust.jsonl", EVAL / "floors_trust.json", 40),
+])
+def test_gold_set_meets_its_floors(real_pipeline, tmp_path, gold, floors, questions):
     # real_pipeline has ingested the five seeds (asserted in the fixture).
-    metrics = run_eval(real_pipeline, GOLD, "extractive", tmp_path / "run", progress=False)
+    metrics = run_eval(real_pipeline, gold, "extractive", tmp_path / "run", progress=False)
 
-    assert metrics["questions"] == 45 and metrics["errors"] == 0
+    assert metrics["questions"] == questions and metrics["errors"] == 0
     assert metrics["embedding"] == "e5-small-offline"
-    problems = check_floors(metrics, json.loads(FLOORS.read_text(encoding="utf-8")))
+    problems = check_floors(metrics, json.loads(floors.read_text(encoding="utf-8")))
     assert problems == [], f"see {tmp_path / 'run' / 'report.md'}"
