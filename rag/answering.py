@@ -112,9 +112,9 @@ class ExtractiveAnswerer:
             for order, e in enumerate(binder.evidence):
                 fit = binder.qualifies(e, part, self.min_fit)
                 if fit is not None:
-                    ranked.append((fit, -e.excerpt, -order, e))
-            ranked.sort(key=lambda r: r[:3], reverse=True)
-            pools.append([r[3] for r in ranked])
+                    ranked.append((fit, -order, e))  # prompt sentences come first in order
+            ranked.sort(key=lambda r: r[:2], reverse=True)
+            pools.append([r[2] for r in ranked])
         firsts = [pool[0] for pool in pools if pool]  # the best answer to each part first
         if ask.comparison:  # then the best sentence of each compared district
             for pool in pools:
@@ -200,7 +200,7 @@ class Composer:
         self.searched = searched
         self.fallback = fallback
         outline = list_items([*chunks, *(x.chunk for x in excerpts)])  # list items of every retrieved chunk
-        self.binder = Binder(ask, evidence_sentences(excerpts), outline, report_items)
+        self.binder = Binder(ask, evidence_sentences(excerpts, chunks), outline, report_items)
         self.buffer = ""
         self.held: list[str] = []        # claims checked but not shown yet
         self.connective = ""             # words without a claim of their own, shown with the next claim

@@ -268,13 +268,22 @@ def _within(path: str, scope: str) -> bool:
     return path == scope or path.startswith(scope + schema.SECTION_SEPARATOR)
 
 
-def evidence_sentences(excerpts) -> list[Evidence]:
-    """The sentences of the prompt excerpts, in prompt order."""
+def evidence_sentences(excerpts, chunks=()) -> list[Evidence]:
+    """The sentences of the prompt excerpts, in prompt order; then those of the other retrieved
+    chunks that overlap none taken yet (excerpt -1: no marker names them, a claim or a quote may)."""
     found = []
     for n, excerpt in enumerate(excerpts):
         for s, e in sentence_spans(excerpt.text, clauses=False):
             text = excerpt.text[s:e]
             found.append(Evidence(excerpt.chunk, excerpt.start + s, excerpt.start + e, text, n, quantities(text)))
+    for chunk in chunks:
+        offset, file = chunk.metadata[schema.START], chunk.metadata[schema.FILE]
+        for s, e in sentence_spans(chunk.page_content, clauses=False):
+            start, end = offset + s, offset + e
+            if any(x.meta[schema.FILE] == file and x.start < end and start < x.end for x in found):
+                continue
+            text = chunk.page_content[s:e]
+            found.append(Evidence(chunk, start, end, text, -1, quantities(text)))
     return found
 
 
@@ -364,7 +373,7 @@ class Binder:
         covered: list[tuple[Quantity, Evidence, Quantity]] = []
         for q in stated:
             options = []
-            for e in pool:
+            for order, e in enumerate(pool):  # prompt sentences first
                 for p in e.quantities:
                     if not q.matches(p):
                         continue
@@ -373,7 +382,7 @@ class Binder:
                         continue
                     if self.ask.wants_figure and not self.ask.year_ok(e.about_year(p)):
                         continue
-                    options.append((e.excerpt in preferred, fit, -e.excerpt, e, p))
+                    options.append((e.excerpt in preferred, fit, -order, e, p))
             if not options:
                 return None
             options.sort(key=lambda o: o[:3], reverse=True)

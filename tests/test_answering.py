@@ -327,3 +327,26 @@ def test_a_part_of_a_question_the_model_left_out_gets_its_sentence():
     texts = ["已发展联盟单位20家。", "推进首期500㎡实体平台建设。"]
     answer = _composed("荣昌区联盟发展了多少家单位？实体平台面积有多大？", "实体平台面积为500㎡[2]。", texts)
     assert "500㎡" in answer.answer and "20家" in answer.answer
+
+
+def test_a_compared_district_missing_from_the_prompt_is_answered_from_its_retrieved_chunk():
+    from langchain_core.documents import Document
+
+    from rag.answering import Composer, ExtractiveAnswerer
+    from rag.claims import Ask
+    from rag.evidence import Excerpt
+
+    def chunk(district: str, text: str) -> Document:
+        return Document(page_content=text, metadata={"file": f"{district}.txt", "district": district, "year": 2024,
+                                                     "section": "一、成效", "header": "", "start": 0, "end": len(text)})
+
+    shown = chunk("梁平区", "开展行政执法专题培训4次。")
+    unseen = chunk("开州区大进镇", "开展行政执法培训2次。")  # retrieved, but not in the model's prompt
+    question = "梁平区和开州区大进镇分别开展了几次行政执法培训？"
+    composer = Composer(Ask.read(question, ["梁平区", "开州区大进镇"], comparison=True),
+                        [Excerpt(shown, 0, len(shown.page_content), shown.page_content, 1.0)], "现有报告",
+                        ExtractiveAnswerer(), chunks=[shown, unseen])
+    text = composer.feed("梁平区开展行政执法专题培训4次[1]。") + composer.finish()
+    answer = composer.answer("local", "fake")
+    assert "4次" in answer.answer and "2次" in answer.answer and answer.answer == text.strip()
+    assert {c.district for c in answer.citations} == {"梁平区", "开州区大进镇"}

@@ -40,3 +40,14 @@ def test_local_llm_answers_dev_questions_with_the_right_citation(real_pipeline, 
     assert expected in answer.answer and answer.grounded and not answer.refused
     assert answer.citations and answer.citations[0].district == district
     assert answer.model.endswith(".gguf")
+
+
+def test_local_llm_answers_english_in_english_and_refuses_another_years_figure(real_pipeline):
+    from eval.metrics import is_english
+
+    english = real_pipeline.ask("How many legal aid cases did Rongchang District accept in 2024?", provider="local")
+    assert "991" in english.answer and is_english(english.answer) and not english.refused
+    assert any("991" in c.quote for c in english.citations)
+    # 沙坪坝区's report is of 2023: its 2023 mediation success rate is no answer for 2024
+    near = real_pipeline.ask("沙坪坝区2024年人民调解成功率是多少？", provider="local")
+    assert near.refused and "99.8" not in near.answer.split("相近的内容")[0]
