@@ -132,12 +132,17 @@ class ExtractiveAnswerer:
 
 
 class LLMAnswerer:
-    """An LCEL chain: prompt | chat model | text, streamed."""
+    """An LCEL chain: prompt | chat model | text, streamed.
 
-    def __init__(self, chat_model, name: str, model: str):
+    `on_failure` is called when the model stops answering, whoever was reading, so its owner can
+    drop this answerer and build it again for the next question (restarting a dead local server).
+    """
+
+    def __init__(self, chat_model, name: str, model: str, on_failure: Callable[[], object] = lambda: None):
         self.chain = ANSWER_PROMPT | chat_model | StrOutputParser()
         self.name = name
         self.model = model
+        self.on_failure = on_failure
 
     def stream(self, ask: Ask, excerpts: list[Excerpt]) -> Iterator[str]:
         if not excerpts:
@@ -146,18 +151,20 @@ class LLMAnswerer:
         try:
             yield from self.chain.stream({"context": format_context(excerpts), "question": ask.question})
         except Exception as err:  # openai/httpx errors: connection, timeout, bad status, garbage
+            self.on_failure()
             raise LLMUnavailableError(
                 f"The language model ({self.name}: {self.model}) did not answer: {type(err).__name__}: {err}. "
                 "Check that it is running, or use --provider extractive."
             ) from err
 
 
-def build_answerer(provider: str, settings, chat_model_factory: Callable | None) -> Answerer:
+def build_answerer(provider: str, settings, chat_model_factory: Callable | None,
+                   on_failure: Callable[[], object] = lambda: None) -> Answerer:
     """The answerer of a registered provider: the extractive quoter, or the LLM chain over its chat model."""
     if provider == ExtractiveAnswerer.name:
         return ExtractiveAnswerer(settings.answer.extractive_sentences)
     chat_model, model_name = chat_model_factory()
-    return LLMAnswerer(chat_model, provider, model_name)
+    return LLMAnswerer(chat_model, provider, model_name, on_failure)
 
 
 def parse_markers(text: str, count: int) -> tuple[str, list[int]]:
@@ -437,14 +444,13 @@ class AnswerStream:
     """
 
     def __init__(self, ask: Ask, excerpts: list[Excerpt], answerer: Answerer, composer: Composer | None,
-                 started: float, retrieved: float, not_covered: str = "", on_failure: Callable = lambda: None):
+                 started: float, retrieved: float, not_covered: str = ""):
         self.ask = ask
         self.excerpts = excerpts
         self.answerer = answerer
         self.composer = composer
         self.not_covered = not_covered
         self._started, self._retrieved = started, retrieved
-        self._on_failure = on_failure
         self._answer: Answer | None = None
 
     def __iter__(self) -> Iterator[str]:
@@ -459,15 +465,11 @@ class AnswerStream:
             yield self._answer.answer
             return
         first = None
-        try:
-            for delta in self.answerer.stream(self.ask, self.excerpts):
-                shown = self.composer.feed(delta)
-                if shown:
-                    first = first or time.perf_counter()
-                    yield shown
-        except LLMUnavailableError:
-            self._on_failure()
-            raise
+        for delta in self.answerer.stream(self.ask, self.excerpts):
+            shown = self.composer.feed(delta)
+            if shown:
+                first = first or time.perf_counter()
+                yield shown
         rest = self.composer.finish()
         if rest:
             first = first or time.perf_counter()

@@ -166,8 +166,7 @@ class Pipeline:
         excerpts = self._excerpts(route, passages, answerer.name)
         composer = Composer(ask, excerpts, _searched(route, manifest), self._quoter, [p.chunk for p in passages],
                             report_items=lambda file: self._report_items(file, manifest))
-        return AnswerStream(ask, excerpts, answerer, composer, started, retrieved,
-                            on_failure=lambda: self._answerers.pop(answerer.name, None))
+        return AnswerStream(ask, excerpts, answerer, composer, started, retrieved)
 
     def _report_items(self, file: str, manifest: dict) -> list:
         """The list items of a whole report, by heading path, for list questions (cached per version)."""
@@ -189,7 +188,8 @@ class Pipeline:
             factory = self._chat_model_factories.get(provider)
             if PROVIDERS[provider].uses_llm and factory is None:
                 raise ConfigError(f"Provider '{provider}' is not configured in this pipeline.")
-            self._answerers[provider] = build_answerer(provider, self.settings, factory)
+            self._answerers[provider] = build_answerer(
+                provider, self.settings, factory, on_failure=lambda: self._answerers.pop(provider, None))
         return self._answerers[provider]
 
     def health(self) -> dict:
