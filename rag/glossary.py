@@ -23,8 +23,16 @@ GLOSSARY = PROJECT_ROOT / "config" / "glossary.yaml"
 def _matcher(path: Path) -> tuple[re.Pattern, dict[str, str]]:
     entries = {str(k).lower(): str(v) for k, v in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).items()}
     phrases = sorted(entries, key=len, reverse=True)
-    pattern = re.compile(r"\b(" + "|".join(re.escape(p) for p in phrases) + r")(?:s|es)?\b", re.IGNORECASE)
+    stems = [re.escape(_stem(p)) for p in phrases]
+    # a phrase matches in its inflected forms too: case/cases, draft/drafted, issue/issued/issuing
+    pattern = re.compile(r"\b(" + "|".join(stems) + r")(?:e?s|e?d|ing|e)?\b", re.IGNORECASE)
+    entries = {_stem(k): v for k, v in entries.items()}
     return pattern, entries
+
+
+def _stem(phrase: str) -> str:
+    """The phrase without a last word's final e (issue → issu), so inflections match it."""
+    return phrase[:-1] if phrase.endswith("e") and len(phrase) > 3 else phrase
 
 
 def chinese_terms(question: str, path: Path = GLOSSARY) -> list[str]:

@@ -109,7 +109,8 @@ def route_question(question: str, reports: list[dict], districts=None, years=Non
             return route
         route.districts = matched
     route.comparison = len(route.districts) > 1
-    asked_years = [int(y) for y in (years or _YEAR.findall(fold(question)))]
+    named = _YEAR.findall(fold(question)) or (re.findall(r"\b(20\d{2})\b", question) if is_english(question) else [])
+    asked_years = [int(y) for y in (years or named)]
     if asked_years:
         # A report of year Y covers Y and sets out its plans for Y+1.
         wanted = {y for a in asked_years for y in (a, a - 1)}

@@ -1,0 +1,27 @@
+"""English questions in the reports' words (config/glossary.yaml)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.glossary import chinese_terms
+from rag.retrieval import route_question
+
+
+@pytest.mark.parametrize(("question", "terms"), [
+    ("How many legal aid cases did Rongchang District accept in 2024?", ["法律援助案件"]),
+    ("What was the direct correction rate of administrative reconsideration?", ["直接纠错率", "行政复议"]),
+    ("How many documents did the town draft and issue?", ["文件", "镇街", "起草", "印发"]),   # inflected forms
+    ("Which documents were drafted and issued?", ["文件", "起草", "印发"]),
+    ("What is the weather like?", []),                                                     # nothing of the domain
+])
+def test_english_phrases_become_the_reports_terms(question, terms):
+    assert chinese_terms(question) == terms
+
+
+def test_an_english_question_is_searched_with_its_chinese_terms_and_districts():
+    reports = [{"file": "r.txt", "district": "荣昌区", "year": 2024}]
+    route = route_question("How many legal aid cases did Rongchang District accept in 2024?", reports)
+    assert route.districts == ["荣昌区"] and route.years == [2024]
+    assert "法律援助案件" in route.query and "荣昌区" in route.query
+    assert route.question.startswith("How many")  # answered in the question's own words
