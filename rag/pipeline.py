@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
 from rag import schema
 from rag.answering import Answerer, AnswerStream, Composer, ExtractiveAnswerer, build_answerer
 from rag.claims import Ask, report_items
-from rag.errors import ConfigError, IndexUnavailableError, QuestionError, QuestionTooLongError
+from rag.errors import ConfigError, IndexMissingError, IndexUnavailableError, QuestionError, QuestionTooLongError
 from rag.evidence import Excerpt, select_excerpts
 from rag.providers import PROVIDERS
 from rag.retrieval import HybridRetriever, Passage, Route, covered_summary, rewrite_follow_up, route_question
@@ -38,7 +39,8 @@ class Pipeline:
         self._chat_model_factories = chat_models or {}
         self._answerers: dict[str, Answerer] = {}
         self._quoter = ExtractiveAnswerer(settings.answer.extractive_sentences)
-        self._items_cache: dict = {}
+        self._items_cache: dict = {}  # report version → its list items (a server answers in threads)
+        self._items_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, embeddings=None, **overrides) -> "Pipeline":
@@ -170,14 +172,23 @@ class Pipeline:
 
     def _report_items(self, file: str, manifest: dict) -> list:
         """The list items of a whole report, by heading path, for list questions (cached per version)."""
-        version = manifest["reports"][file]["version"]
-        if version not in self._items_cache:
+        row = manifest["reports"].get(file)
+        if row is None:
+            return []
+        with self._items_lock:
+            if row["version"] in self._items_cache:
+                return self._items_cache[row["version"]]
+        try:
             text = self.kb.report_text(file)
-            meta = {schema.FILE: file, **{k: manifest["reports"][file][k] for k in (schema.DISTRICT, schema.YEAR)}}
+        except (KeyError, IndexMissingError):  # removed by an ingest meanwhile: answer without its items
+            return []
+        items = report_items(text, parse_sections(text), {schema.FILE: file, schema.DISTRICT: row["district"],
+                                                          schema.YEAR: row["year"]})
+        with self._items_lock:
             if len(self._items_cache) >= _ITEMS_CACHED:
                 self._items_cache.pop(next(iter(self._items_cache)))
-            self._items_cache[version] = report_items(text, parse_sections(text), meta)
-        return self._items_cache[version]
+            self._items_cache[row["version"]] = items
+        return items
 
     def answerer(self, provider: str | None = None) -> Answerer:
         """The answer writer for a provider (default from settings), built on first use."""
