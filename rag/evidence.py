@@ -26,7 +26,6 @@ _QUESTION_WORDS = {
     "共", "达到", "达", "吗", "呢", "工作", "法治", "建设", "政府", "推进", "开展", "2023", "2024",
     "2025", "2026", "司法局", "哪", "个", "家", "件", "项", "次", "人", "率",
 }
-_ASKS_FIGURE = re.compile(r"多少|几[个项件家次人名条批场]|比例|[^\w]?率|数量|面积|金额")
 _PART_END = re.compile(r"[？?；;]")
 # A sentence opening a heading or list item (folded text): 二、 (一) 一是 1. 1、
 OUTLINE_ITEM = re.compile(r"\s*(?:[一二三四五六七八九十]{1,3}[、是]|\([一二三四五六七八九十]{1,3}\)|\d{1,2}[.、](?!\d))")
@@ -64,10 +63,6 @@ def question_terms(question: str) -> dict[str, float]:
     return terms
 
 
-def asks_for_figure(question: str) -> bool:
-    return bool(_ASKS_FIGURE.search(fold(question)))
-
-
 def asks_for_section(question: str) -> bool:
     return bool(_SECTION_QUESTION.search(fold(question)))
 
@@ -81,8 +76,8 @@ def score_sentences(question: str, passages: list[Passage]) -> list[tuple[float,
     """(score, passage index, start, end) for every sentence of the passages, best first."""
     terms = question_terms(question)
     total = sum(terms.values()) or 1.0
-    wants_figure = asks_for_figure(question)
-    kinds = Ask.read(question).kinds  # a sentence stating a figure of the kind asked for ranks higher
+    ask = Ask.read(question)
+    wants_figure, kinds = ask.wants_figure, ask.kinds  # a figure of the kind asked for ranks higher
     wants_outline = asks_for_section(question)
     scored = []
     for i, passage in enumerate(passages):
@@ -101,13 +96,6 @@ def score_sentences(question: str, passages: list[Passage]) -> list[tuple[float,
             scored.append((score, i, offset + s, offset + e))
     scored.sort(key=lambda x: -x[0])
     return scored
-
-
-def coverage(question: str, text: str) -> float:
-    """Share of the question's weighted content words found in text (0..1)."""
-    terms = question_terms(question)
-    total = sum(terms.values())
-    return _overlap(terms, text) / total if total else 0.0
 
 
 def select_excerpts(question: str, passages: list[Passage], budget_tokens: int, count_tokens,
