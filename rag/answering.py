@@ -24,8 +24,8 @@ from rag.claims import (
 )
 from rag.districts import district_english, find_districts
 from rag.errors import LLMUnavailableError
-from rag.grounding import quantities
 from rag.evidence import Excerpt
+from rag.grounding import quantities
 from rag.schema import Answer, Citation
 from rag.text import fold
 

@@ -11,6 +11,7 @@ from rag.answering import NOT_FOUND, parse_markers
 from rag.errors import QuestionError
 from rag.grounding import figures, ungrounded_figures
 from rag.retrieval import rewrite_follow_up
+from rag.schema import Answer
 from tests.conftest import fake_llm_pipeline
 
 
@@ -171,7 +172,7 @@ def test_each_part_of_a_two_part_question_gets_its_evidence(seeded_pipeline):
 
 
 def _composed(question: str, reply: str, texts: list[str], district: str = "荣昌区", year: int = 2024,
-              section: str = "二、目标任务", districts: list[str] | None = None) -> "Answer":
+              section: str = "二、目标任务", districts: list[str] | None = None) -> Answer:
     """The answer a reply becomes over the given excerpts (one report each, or all of `district`)."""
     from langchain_core.documents import Document
 
@@ -268,7 +269,7 @@ LIST_REPORT = (
 )
 
 
-def _list_answer(question: str, reply: str = "") -> "Answer":
+def _list_answer(question: str, reply: str = "") -> Answer:
     """The answer to a list question over LIST_REPORT, whose excerpts hold only its first heading."""
     from langchain_core.documents import Document
 
