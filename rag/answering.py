@@ -20,7 +20,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from rag import schema
 from rag.claims import (
     TEXT_SUPPORT, Ask, Binder, Evidence, Support, content_bigrams, district_matches, evidence_sentences, is_english,
-    list_items, share,
+    share,
 )
 from rag.districts import district_english, find_districts
 from rag.errors import LLMUnavailableError
@@ -206,8 +206,7 @@ class Composer:
         self.excerpts = excerpts
         self.searched = searched
         self.fallback = fallback
-        outline = list_items([*chunks, *(x.chunk for x in excerpts)])  # list items of every retrieved chunk
-        self.binder = Binder(ask, evidence_sentences(excerpts, chunks), outline, report_items)
+        self.binder = Binder(ask, evidence_sentences(excerpts, chunks), report_items=report_items)
         self.buffer = ""
         self.held: list[str] = []        # claims checked but not shown yet
         self.connective = ""             # words without a claim of their own, shown with the next claim

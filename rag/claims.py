@@ -208,19 +208,6 @@ _INLINE_ITEM = re.compile(r"(?<=[：:；;。])\s*([一二三四五六七八九�
 _PAREN_LEAD = re.compile(r"\s*[(（][一二三四五六七八九十]{1,3}[)）]")
 
 
-def list_items(chunks) -> list[Evidence]:
-    """The sentences of the chunks that open a list item (一是…, （一）…, 1．…), each once, in report order."""
-    found: dict[tuple[str, int], Evidence] = {}
-    for chunk in chunks:
-        offset = chunk.metadata[schema.START]
-        for s, e in sentence_spans(chunk.page_content, clauses=False):
-            text = chunk.page_content[s:e]
-            if _ITEM_LEAD.match(fold(text)) or _SUBITEM_LEAD.match(fold(text)):
-                key = (chunk.metadata[schema.FILE], offset + s)
-                found.setdefault(key, Evidence(chunk, offset + s, offset + e, text, -1, quantities(text)))
-    return sorted(found.values(), key=lambda e: (e.meta[schema.FILE], e.start))
-
-
 def report_items(text: str, sections, meta: dict) -> list[Evidence]:
     """The list-item sentences of a whole report (its text, parsed sections and any chunk's
     metadata for file, district and year), each with the heading path it stands under."""
@@ -338,7 +325,7 @@ class Binder:
         self.ask = ask
         self.evidence = evidence
         self._report_items = report_items  # file -> the list items of the whole report (see report_items)
-        self.outline = outline or []  # list items of the retrieved chunks, for list questions
+        self.outline = outline or []  # list items found for list questions, which claims may cite
         # A word found in every sentence retrieved (法治, 建设) tells them apart less than a rare one (不足):
         # question words are weighed by their inverse frequency over these sentences.
         documents = [content_bigrams(e.text + (e.meta.get(schema.SECTION) or "")) for e in evidence + self.outline]

@@ -44,7 +44,6 @@ _CN_NUMBER = re.compile(
     r"|[零〇一二两三四五六七八九]*[十百千][零〇一二两三四五六七八九十百千万亿]*"
 )
 _ORDINAL_BEFORE = re.compile(r"[第是]$")
-_MARKER = re.compile(r"\[\d+\]")
 _CHANGE_BEFORE = re.compile(r"(?:增长|增加|上升|提高|提升|下降|减少|降低|同比|环比|增幅|降幅|增速)[^，。；、\d]{0,4}$")
 
 
@@ -138,11 +137,3 @@ def figures(text: str) -> set[str]:
 def _normal(value: Decimal) -> str:
     text = format(value.normalize(), "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def ungrounded_figures(answer: str, evidence: list[str], allowed: str = "") -> set[str]:
-    """Figures in answer found neither in any evidence text nor in `allowed` (headers)."""
-    known: set[str] = set()
-    for text in [*evidence, allowed]:
-        known |= figures(text)
-    return {f for f in figures(_MARKER.sub("", answer)) if f not in known}

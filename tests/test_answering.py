@@ -9,7 +9,8 @@ import pytest
 
 from rag.answering import NOT_FOUND, parse_markers
 from rag.errors import QuestionError
-from rag.grounding import figures, ungrounded_figures
+from eval.metrics import figure_support
+from rag.grounding import figures
 from rag.retrieval import rewrite_follow_up
 from rag.schema import Answer
 from tests.conftest import fake_llm_pipeline
@@ -43,8 +44,8 @@ def test_figures_are_normalised(text, expected):
     assert figures(text) == expected
 
 
-def test_ungrounded_figures_ignores_markers_and_allowed_text():
-    assert ungrounded_figures("2024年发案数为135件[1]", ["调解成功11225件"], allowed="荣昌区2024年") == {"135"}
+def test_figure_support_ignores_markers_and_allowed_text():
+    assert figure_support("2024年发案数为135件[1]", ["调解成功11225件"], allowed="荣昌区2024年") == (set(), {"135"})
 
 
 @pytest.mark.parametrize("reply", [

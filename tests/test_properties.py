@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from langchain_core.documents import Document
 
-from eval.metrics import figure_precision
+from eval.metrics import figure_precision, figure_support
 from rag import schema
 from rag.answering import Composer, ExtractiveAnswerer, parse_markers
 from rag.chunking import chunk_report
@@ -21,7 +21,7 @@ from rag.claims import Ask
 from rag.districts import DISTRICTS, district_mentions, find_districts
 from rag.errors import BadFileError
 from rag.evidence import Excerpt
-from rag.grounding import figures, ungrounded_figures
+from rag.grounding import figures
 from rag.loading import LoadedReport, load_report
 from rag.metadata import ReportMeta, detect_metadata
 from rag.sections import parse_sections
@@ -208,10 +208,10 @@ def _quoted_numbers(passages: list[str]) -> set[int]:
 def test_figures_are_numbers_and_evidence_grounds_its_own(answer, evidence):
     for figure in figures(answer):
         assert Decimal(figure.removesuffix("%")) >= 0
-    missing = ungrounded_figures(answer, [evidence])
+    _, missing = figure_support(answer, [evidence])
     assert not missing & figures(evidence)
     assume("[" not in evidence)
-    assert not ungrounded_figures(evidence, [evidence])
+    assert not figure_support(evidence, [evidence])[1]
 
 
 # ---- very long lines: time in proportion to the input -----------------------------------------
