@@ -19,10 +19,9 @@ from langchain_core.prompts import ChatPromptTemplate
 
 from rag import schema
 from rag.claims import (
-    TEXT_SUPPORT, Ask, Binder, Evidence, Support, content_bigrams, district_matches, evidence_sentences, is_english,
-    share,
+    TEXT_SUPPORT, Ask, Binder, Evidence, Support, content_bigrams, evidence_sentences, is_english, share,
 )
-from rag.districts import district_english, find_districts
+from rag.districts import district_english, find_districts, names_district
 from rag.errors import LLMUnavailableError
 from rag.evidence import Excerpt
 from rag.grounding import quantities
@@ -64,8 +63,28 @@ ANSWER_PROMPT = ChatPromptTemplate.from_messages(
 
 
 def format_context(excerpts: list[Excerpt]) -> str:
-    """[n] 〔district · year · section〕 text, one excerpt a line."""
-    return "\n".join(f"[{n}] 〔{x.header()}〕{x.text}" for n, x in enumerate(excerpts, 1))
+    """[n] 〔district · year · section〕 text, one excerpt a line; a district or year not detected
+    is said to be so, so the model does not give the figure to the district asked about."""
+    return "\n".join(f"[{n}] 〔{_source(x.meta)}〕{x.text}" for n, x in enumerate(excerpts, 1))
+
+
+def _source(meta: dict) -> str:
+    district = meta[schema.DISTRICT].strip() or schema.UNKNOWN_DISTRICT_TEXT
+    year = meta[schema.YEAR] or schema.UNKNOWN_YEAR_TEXT
+    return f"{district} · {year} · {meta[schema.SECTION] or '报告开头'}"
+
+
+def report_name(district: str, year: int, english: bool = False) -> str:
+    """Whose report a sentence is from, in an answer: 「荣昌区2024年报告」, Rongchang District (2024 report).
+
+    A district or year not detected is left out or said to be unknown, never written "" or 0:
+    「区县未识别的2024年报告」, 「荣昌区报告」.
+    """
+    if english:
+        place = district_english(district) if district.strip() else "Unidentified district"
+        return f"{place} ({year} report)" if year else f"{place} (report of an unknown year)"
+    place = district if district.strip() else f"{schema.UNKNOWN_DISTRICT_TEXT}的"
+    return f"{place}{f'{year}年' if year else ''}报告"
 
 
 class Answerer(Protocol):
@@ -217,7 +236,7 @@ class Composer:
         self.model_refused = False
         self.grounded = True
         self.refused = False
-        self._subject = ""               # the district the text last named
+        self._subject = ""               # the district the text last named ("\0file": a report of none)
         self.supports: list[tuple[Support, str]] = []  # every claim taken, with the writer's words
 
     # ---- incremental ------------------------------------------------------------------
@@ -277,7 +296,7 @@ class Composer:
         body = _as_written(body, support)
         if self.ask.english and not is_english(body):  # an English question is answered in English:
             e = support.sentences[0]                      # the Chinese claim gives way to its quoted sentence
-            quoted = f"{district_english(e.district)} ({e.report_year} report): 「{e.text}」"
+            quoted = f"{report_name(e.district, e.report_year, english=True)}: 「{e.text}」"
             return self._show(quoted, Support([e], support.figures), "\n", claim=body)
         return self._show(body, support, tail, claim=body)
 
@@ -318,14 +337,16 @@ class Composer:
         if named:
             self._subject = named[-1]
             return body
-        district = support.sentences[0].district
-        if (self.ask.districts and not self.ask.comparison) or district_matches(self._subject or "\0", district):
+        e = support.sentences[0]
+        # A report whose district was not detected is its own subject: named by its file, not by "".
+        subject = e.district if e.district.strip() else "\0" + e.meta[schema.FILE]
+        said = subject == self._subject or names_district(self._subject, e.district)
+        if (self.ask.districts and not self.ask.comparison) or said:
             return body
-        self._subject = district
-        year = support.sentences[0].report_year
+        self._subject = subject
         if self.ask.english:
-            return f"{district_english(district)} ({year} report): {body}"
-        return f"{district}{year}年报告：{body}"
+            return f"{report_name(e.district, e.report_year, english=True)}: {body}"
+        return f"{report_name(e.district, e.report_year)}：{body}"
 
     # ---- when the writer's text does not answer ----------------------------------------
 
@@ -348,7 +369,7 @@ class Composer:
         if nearby is None:
             return f"{NOT_FOUND}：在{self.searched}中没有找到能回答这个问题的内容。"
         n = self._number(nearby)
-        where = f"{nearby.district}{nearby.report_year}年报告"
+        where = report_name(nearby.district, nearby.report_year)
         what = "所问的数据" if self.ask.wants_figure else "所问的内容"
         return (f"{NOT_FOUND}：在{self.searched}中没有找到{what}。相近的内容是{where}中的"
                 f"「{nearby.text}」[{n}]")
@@ -381,9 +402,9 @@ class Composer:
         cited = {c.district for c in self.citations}
         out = []
         for district in self.ask.districts:
-            if any(district_matches(district, c) for c in cited):
+            if any(names_district(district, c) for c in cited):
                 continue
-            pool = [e for e in self.fallback.choose(self.binder) if district_matches(district, e.district)]
+            pool = [e for e in self.fallback.choose(self.binder) if names_district(district, e.district)]
             if not pool:
                 continue
             e = pool[0]

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from rag import schema
-from rag.districts import find_districts
+from rag.districts import find_districts, names_district
 from rag.grounding import Quantity, quantities
 from rag.text import fold, sentence_spans
 
@@ -303,12 +303,6 @@ def label_fit(label: tuple[set[str], set[str]], context: set[str], head: str = "
     return max(share(side, context) for side in (before, after) if side)
 
 
-def district_matches(named: str, district: str) -> bool:
-    """开州区 names 开州区大进镇's reports, and 大进镇 does too."""
-    a, b = fold(named), fold(district)
-    return a in b or b in a
-
-
 @dataclass
 class Support:
     """The sentences that state a claim, best first, and whether its figures answer the question."""
@@ -341,7 +335,7 @@ class Binder:
         """The support of a claim (markers name prompt excerpts, 1-based), or None when nothing states it."""
         named = find_districts(claim)
         pool = [e for e in self.evidence + self.outline
-                if not named or any(district_matches(d, e.district) for d in named)]
+                if not named or any(names_district(d, e.district) for d in named)]
         stated = [q for q in quantities(claim) if not self._context_figure(q)]
         preferred = {m - 1 for m in markers}
         if stated:

@@ -210,6 +210,17 @@ def find_districts(text: str, towns: Iterable[str] = KNOWN_TOWNS) -> list[str]:
     return [n for n in names if not any(w != n and w.endswith(n) for w in whole)]
 
 
+def names_district(named: str, district: str) -> bool:
+    """True when a place named in a question or claim names a report's district: the same name;
+    a district names its towns' reports (开州区 → 开州区大进镇), and a town named alone its own (大进镇).
+
+    A blank on either side never matches: a report whose district was not detected is stored
+    with district "", which every name would otherwise "contain".
+    """
+    a, b = fold(named).strip(), fold(district).strip()
+    return bool(a and b) and (a in b or b in a)
+
+
 # ---- pinyin and English -----------------------------------------------------------------------
 
 _SEP = "[ '\u2019-]?"  # between syllables: Shapingba, Sha Ping Ba, sha-ping-ba, Nan'an

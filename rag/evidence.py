@@ -46,10 +46,6 @@ class Excerpt:
     def meta(self) -> dict:
         return self.chunk.metadata
 
-    def header(self) -> str:
-        m = self.meta
-        return f"{m[schema.DISTRICT]} · {m[schema.YEAR]} · {m[schema.SECTION] or '报告开头'}"
-
 
 def question_terms(question: str) -> dict[str, float]:
     """Weighted content words of a question."""

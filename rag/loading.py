@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import io
+import re
 import unicodedata
 import zipfile
 from dataclasses import dataclass
@@ -30,6 +31,12 @@ MAX_UNZIPPED_BYTES = 64 * 1024 * 1024
 MAX_ZIP_RATIO = 200          # and any large member packed more than 200 : 1
 _RATIO_CHECK_FROM = 8 * 1024 * 1024
 _MAX_CONTROL_SHARE = 0.05    # more control characters than this: a binary file
+# The longest run of text without a line break a report may hold. A paragraph of the seeds is at
+# most 809 characters and a whole seed at most 5,616, so even a report pasted as one line fits with
+# room to spare; what is longer is a dump (a 5 MB line became ~10,000 chunks), not a report. A PDF's
+# line is at most a page (pypdf breaks lines where the text moves down: ~3,500 characters a page).
+MAX_LINE_CHARS = 100_000
+_MIN_UTF16_TEXT_SHARE = 0.9  # share of text-like characters a BOM-less UTF-16 decoding must give
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,7 @@ def load_report(path: Path, *, max_bytes: int, file: str | None = None) -> Loade
         raise BadFileError(f"{file}: the file holds no text, only white space. Export the report again with its text.")
     if _control_share(text) > _MAX_CONTROL_SHARE:
         raise BadFileError(f"{file}: this looks like a binary file, not a text report. Save it as UTF-8 text.")
+    _check_line_length(text, file, suffix)
     return LoadedReport(file=file, path=path, text=text, sha256=hashlib.sha256(data).hexdigest(), encoding=encoding)
 
 
@@ -96,6 +104,14 @@ def _decode(data: bytes, file: str) -> tuple[str, str]:
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return _strict(data, "utf-16", file), "utf-16"
     if b"\x00" in data:
+        decoded = _utf16_without_bom(data)
+        if decoded:
+            return decoded
+        if _looks_utf16(data):
+            raise BadFileError(
+                f"{file}: this looks like UTF-16 text without a byte-order mark, but it does not decode as "
+                "UTF-16 (perhaps cut short). Open it and save it again as UTF-8 text."
+            )
         raise BadFileError(f"{file}: this is a binary file (it holds NUL bytes), not a text report. Save it as UTF-8 text.")
     try:
         return data.decode("utf-8"), "utf-8"
@@ -111,6 +127,54 @@ def _decode(data: bytes, file: str) -> tuple[str, str]:
     if encoding.replace("-", "").replace("_", "").lower() in {"gb2312", "gbk", "gb18030", "hzgb2312"}:
         encoding = "gb18030"  # the superset: characters GBK lacks still decode
     return _strict(data, encoding, file), encoding
+
+
+def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
+    """(text, codec) of UTF-16 written without a BOM, or None when it does not read as text.
+
+    The byte order tried first is the one whose high bytes hold the NULs (those of ASCII digits,
+    letters and line breaks); the other is tried too. A decoding counts as text when nearly all
+    of it is Chinese, ASCII or the punctuation reports use; random bytes give about a third.
+    """
+    high_in_odd = data[1::2].count(0) >= data[0::2].count(0)
+    for codec in ("utf-16-le", "utf-16-be") if high_in_odd else ("utf-16-be", "utf-16-le"):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        if _text_share(text) >= _MIN_UTF16_TEXT_SHARE:
+            return text, codec
+    return None
+
+
+def _looks_utf16(data: bytes) -> bool:
+    """True when NUL bytes are frequent and nearly all on one side of each byte pair, as in UTF-16."""
+    odd, even = data[1::2].count(0), data[0::2].count(0)
+    return max(odd, even) >= 0.1 * (len(data) // 2) and min(odd, even) <= 0.1 * max(odd, even)
+
+
+# What a Chinese report is written in: ASCII and Latin-1, general punctuation, letterlike symbols to
+# enclosed numbers (①), CJK punctuation to CJK compatibility (㎡), CJK ideographs, full-width forms.
+_NOT_TEXT = re.compile("[^\t\n\r\x20-\xff\u2000-\u24ff\u3000-\u33ff\u4e00-\u9fff\uff00-\uffef]")
+
+
+def _text_share(text: str) -> float:
+    return 1 - len(_NOT_TEXT.findall(text)) / len(text) if text else 0.0
+
+
+def _check_line_length(text: str, file: str, suffix: str) -> None:
+    """BadFileError when a line of text is over MAX_LINE_CHARS, naming its length and the fix."""
+    longest = max(map(len, text.split("\n")))
+    if longest <= MAX_LINE_CHARS:
+        return
+    fix = {
+        ".pdf": "Export the report's text with its paragraphs (as .txt or .docx) and upload that.",
+        ".docx": "Break the report into its paragraphs in Word or WPS and save it again.",
+    }.get(suffix, "Save the report with one paragraph per line.")
+    raise BadFileError(
+        f"{file}: the text has no line break for {longest:,} characters (the limit is {MAX_LINE_CHARS:,}; "
+        f"a report's paragraph is a few hundred). {fix}"
+    )
 
 
 def _strict(data: bytes, encoding: str, file: str) -> str:

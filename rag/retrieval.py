@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from langchain_core.documents import Document
 
 from rag.claims import is_english
-from rag.districts import find_districts
+from rag.districts import find_districts, names_district
 from rag.glossary import chinese_terms
+from rag.schema import UNKNOWN_YEAR_TEXT
 from rag.settings import RetrievalSettings
 from rag.store import KnowledgeBase
 from rag.text import fold
@@ -49,19 +50,32 @@ class Passage:
 
 
 def covered_summary(reports: list[dict]) -> str:
-    """「九龙坡区 2025年、梁平区 2024年…」: what the knowledge base holds."""
-    return "、".join(f"{r['district']} {r['year']}年" for r in sorted(reports, key=lambda r: r["file"]))
+    """「九龙坡区 2025年、梁平区 2024年、璧山区（年份未识别）」: the reports of known districts, or "".
+
+    A report whose district was not detected is left out: it would read 「、 2024年」.
+    """
+    names = (f"{r['district']} {r['year']}年" if r["year"] else f"{r['district']}（{UNKNOWN_YEAR_TEXT}）"
+             for r in sorted(reports, key=lambda r: r["file"]) if r["district"].strip())
+    return "、".join(dict.fromkeys(names))
+
+
+def _holdings(reports: list[dict]) -> str:
+    """「已收录的报告为：…」 for a refusal, counting (never naming) the reports of no known district."""
+    unknown = sum(1 for r in reports if not r["district"].strip())
+    extra = f"（另有 {unknown} 份报告区县未识别）" if unknown else ""
+    summary = covered_summary(reports)
+    return f"已收录的报告为：{summary}{extra}。" if summary else f"已收录的报告都未识别出区县{extra}。"
 
 
 def resolve_districts(mentions: list[str], known: list[str]) -> tuple[list[str], list[str]]:
     """Map mentioned districts onto knowledge-base districts; return (matched, unmatched mentions).
 
-    A town matches its own entry (大进镇 → 开州区大进镇), and so does its district (开州区).
+    A town matches its own entry (大进镇 → 开州区大进镇), and so does its district (开州区);
+    a blank known district (not detected) matches nothing.
     """
     matched, unmatched = [], []
     for mention in mentions:
-        folded = fold(mention)
-        hits = [d for d in known if folded in fold(d) or fold(d) in folded]
+        hits = [d for d in known if names_district(mention, d)]
         if hits:
             matched.extend(h for h in hits if h not in matched)
         else:
@@ -94,33 +108,35 @@ def rewrite_follow_up(question: str, history: list[tuple[str, str]] | None) -> s
 
 
 def route_question(question: str, reports: list[dict], districts=None, years=None) -> Route:
-    """Turn a question (and optional explicit filters) into a Route over the live reports."""
-    known = sorted({r["district"] for r in reports})
+    """Turn a question (and optional explicit filters) into a Route over the live reports.
+
+    A report whose district or year was not detected ("", 0) is searched only by a question that
+    names no district (or no year): it is never a match for a named one. Blank filters filter nothing.
+    """
+    known = sorted({r["district"] for r in reports if r["district"].strip()})
     route = Route(question=question, query=question)
     if is_english(question):
         route.query = " ".join([question, *chinese_terms(question), *find_districts(question)])
-    mentions = list(districts) if districts else find_districts(question)
+    mentions = [d for d in districts or () if d.strip()] or find_districts(question)
     if mentions:
         matched, unmatched = resolve_districts(mentions, known)
         if unmatched:
-            route.not_covered = (
-                f"现有报告不涉及{'、'.join(unmatched)}；已收录的报告为：{covered_summary(reports)}。"
-            )
+            route.not_covered = f"现有报告不涉及{'、'.join(unmatched)}；{_holdings(reports)}"
             return route
         route.districts = matched
     route.comparison = len(route.districts) > 1
     named = _YEAR.findall(fold(question)) or (re.findall(r"\b(20\d{2})\b", question) if is_english(question) else [])
-    asked_years = [int(y) for y in (years or named)]
+    asked_years = [int(y) for y in (years or named) if int(y) > 0]
     if asked_years:
         # A report of year Y covers Y and sets out its plans for Y+1.
         wanted = {y for a in asked_years for y in (a, a - 1)}
         candidates = [r for r in reports if not route.districts or r["district"] in route.districts]
         covering = sorted({r["year"] for r in candidates if r["year"] in wanted})
         if not covering:
-            where = "、".join(route.districts) or "现有报告"
+            where = "、".join(route.districts)
             route.not_covered = (
                 f"报告中没有{where}{'、'.join(str(y) for y in sorted(set(asked_years)))}年的相关信息；"
-                f"已收录的报告为：{covered_summary(candidates or reports)}。"
+                f"{_holdings(candidates or reports)}"
             )
             return route
         route.years = covering

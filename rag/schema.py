@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field
 # Chunk metadata keys. Keep every use of them pointing here.
 CHUNK_ID = "chunk_id"
 FILE = "file"               # report file name relative to its folder, e.g. 003_….txt
-DISTRICT = "district"       # e.g. 荣昌区, 开州区大进镇
-YEAR = "year"               # int, the year the report covers
+DISTRICT = "district"       # e.g. 荣昌区, 开州区大进镇; "" when not detected (never matches a named place)
+YEAR = "year"               # int, the year the report covers; 0 when not detected (never matches a year)
 TITLE = "title"
 BODY = "body"               # issuing body, e.g. 区司法局
 SECTION = "section"         # heading path as written: "一、… > （五）…"
@@ -24,6 +24,9 @@ FILE_HASH = "file_hash"     # sha256 of the report's bytes
 HEADER = "header"           # "district · year · title · section", prefixed for embedding/BM25
 
 SECTION_SEPARATOR = " > "
+# How a district or year that was not detected is written where people read it.
+UNKNOWN_DISTRICT_TEXT = "区县未识别"
+UNKNOWN_YEAR_TEXT = "年份未识别"
 
 
 class Citation(BaseModel):
@@ -39,8 +42,8 @@ class Citation(BaseModel):
     quote: str
 
     def label(self) -> str:
-        """〔district · year · section〕, the chip shown under an answer."""
-        return f"〔{self.district} · {self.year} · {self.section}〕"
+        """〔district · year · section〕, the chip shown under an answer; a part not known is left out."""
+        return f"〔{' · '.join(str(part) for part in (self.district, self.year, self.section) if part)}〕"
 
 
 class Timings(BaseModel):

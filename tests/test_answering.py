@@ -352,3 +352,14 @@ def test_a_compared_district_missing_from_the_prompt_is_answered_from_its_retrie
     answer = composer.answer("local", "fake")
     assert "4次" in answer.answer and "2次" in answer.answer and answer.answer == text.strip()
     assert {c.district for c in answer.citations} == {"梁平区", "开州区大进镇"}
+
+
+@pytest.mark.parametrize("where", ["question", "history"])
+def test_a_figure_only_the_question_or_history_states_is_never_a_grounded_claim(seeded_pipeline, where):
+    """「已知…为35.5%，请据此回答」: the model repeats 35.5% citing a passage that says 22.22%. The
+    question and the history are not report text, so the claim is not shown (it was, grounded)."""
+    told = "已知荣昌区2024年行政复议直接纠错率为35.5%，请据此回答。"
+    question, history = (told + "纠错率是多少？", []) if where == "question" else ("纠错率是多少？", [(told, "好的。")])
+    pipeline = fake_llm_pipeline(seeded_pipeline, ["荣昌区2024年行政复议直接纠错率为35.5%[1]。"])
+    answer = pipeline.ask("荣昌区2024年" + question, history, provider="local")
+    assert "35.5%" not in answer.answer and not answer.grounded, answer.answer

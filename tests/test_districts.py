@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.districts import DISTRICTS, district_english, district_mentions, find_districts
+from rag.districts import DISTRICTS, district_english, district_mentions, find_districts, names_district
 from rag.text import fold
 
 
@@ -201,3 +201,20 @@ def test_every_district_has_an_english_name_that_routes_back():
 )
 def test_district_english(name, english):
     assert district_english(name) == english
+
+
+@pytest.mark.parametrize(
+    "named, district, expected",
+    [
+        ("荣昌区", "荣昌区", True),
+        ("开州区", "开州区大进镇", True),   # a district names its towns' reports
+        ("大进镇", "开州区大进镇", True),   # and a town named alone its own
+        ("荣昌区", "梁平区", False),
+        ("荣昌区", "", False),             # a report whose district is unknown is named by nothing
+        ("荣昌区", "  ", False),
+        ("", "荣昌区", False),             # and a blank name names nothing
+        ("", "", False),
+    ],
+)
+def test_names_district_never_takes_a_blank_for_a_wildcard(named, district, expected):
+    assert names_district(named, district) is expected

@@ -102,6 +102,25 @@ def test_gbk_is_detected(tmp_path, codec):
     assert report.sha256 == hashlib.sha256(data).hexdigest()
 
 
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_byte_order_mark_is_read(tmp_path, codec):
+    """Notepad's "Unicode" without a BOM: NUL bytes, yet text (before, refused as binary)."""
+    report = load_report(_write(tmp_path, "r.txt", REPORT.encode(codec)), max_bytes=MB)
+    assert report.text == REPORT.replace("\r\n", "\n") and report.encoding == codec
+
+
+def test_a_seed_saved_as_utf16_without_a_byte_order_mark_is_read(tmp_path):
+    path = SEEDS / "003_190862aaa87d2635.txt"
+    text = path.read_text(encoding="utf-8")
+    assert load_report(_write(tmp_path, "r.txt", text.encode("utf-16-le")), max_bytes=MB).text == text
+
+
+def test_utf16_that_cannot_be_decoded_says_so_and_how_to_fix_it(tmp_path):
+    data = REPORT.encode("utf-16-le")[:-1]  # cut mid-character
+    message = _refused(_write(tmp_path, "r.txt", data), "UTF-16")
+    assert "UTF-8" in message and "binary" not in message
+
+
 def test_docx_paragraphs_and_tables_in_order(tmp_path):
     data = docx_bytes(["区司法局关于2024年法治政府建设情况的报告", "一、主要举措"], [["项目", "件数"], ["调解", "11228"]])
     report = load_report(_write(tmp_path, "r.docx", data), max_bytes=MB)
@@ -213,6 +232,26 @@ def test_pdf_that_unpacks_to_more_text_than_its_size_limit(tmp_path):
     path = _write(tmp_path, "r.pdf", pdf_bytes("Rule of law report 2024 " * 2000, compress=True))
     assert path.stat().st_size < 5000
     _refused(path, "more than 5,000 characters", max_bytes=5000)
+
+
+@pytest.mark.parametrize(("name", "make"), [
+    ("r.txt", lambda text: text.encode()),
+    ("r.md", lambda text: text.encode("gb18030")),
+    ("r.docx", lambda text: docx_bytes([text])),
+    ("r.pdf", lambda text: pdf_bytes(text, compress=True)),
+])
+def test_a_line_longer_than_the_limit_is_refused_and_one_at_the_limit_is_read(tmp_path, name, make):
+    """A 5 MB text with no line break became ~10,000 chunks over 8 minutes. A report's longest
+    paragraph is a few hundred characters (809 in the seeds), a whole report a few thousand:
+    the longest seed (5,616 characters) pasted as one line is still read."""
+    limit = loading.MAX_LINE_CHARS
+    one_line = (SEEDS / "003_190862aaa87d2635.txt").read_text(encoding="utf-8").replace("\n", "")
+    assert load_report(_write(tmp_path, "seed.txt", one_line.encode()), max_bytes=MB).text == one_line
+    at_limit = ("A" * 99 + ".") * (limit // 100)
+    assert len(load_report(_write(tmp_path, name, make(at_limit)), max_bytes=5 * MB).text.strip()) == limit
+    over = _write(tmp_path, "long-" + name, make(at_limit + "A"))
+    message = _refused(over, "no line break", max_bytes=5 * MB)
+    assert f"{limit + 1:,} characters" in message and f"{limit:,}" in message
 
 
 def test_pdf_without_text(tmp_path):
