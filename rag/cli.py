@@ -111,11 +111,27 @@ def kb():
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def kb_list(obj, as_json):
-    """One row per report: file, district, year, title, body, chunks."""
+    """One row per report: file, district, year, chunks, body, title; then which need fixing."""
+    from rag.schema import UNKNOWN_DISTRICT_TEXT, UNKNOWN_YEAR_TEXT
+
+    rows = obj.pipeline.reports()
     _echo_rows(
-        obj.pipeline.reports(), as_json,
-        lambda r: f"{r['file']}\t{r['district']}\t{r['year']}\t{r['chunks']}\t{r['body']}\t{r['title']}",
+        rows, as_json,
+        lambda r: (f"{r['file']}\t{r['district'].strip() or UNKNOWN_DISTRICT_TEXT}\t{r['year'] or UNKNOWN_YEAR_TEXT}"
+                   f"\t{r['chunks']}\t{r['body']}\t{r['title']}"),
     )
+    no_district = [r["file"] for r in rows if not r["district"].strip()]
+    no_year = [r["file"] for r in rows if not r["year"]]
+    if (no_district or no_year) and not as_json:
+        listed = "；".join(f"{what}：{'、'.join(files)}" for what, files in
+                          ((UNKNOWN_DISTRICT_TEXT, no_district), (UNKNOWN_YEAR_TEXT, no_year)) if files)
+        click.secho(
+            f"需要改正的报告（{listed}）：问到某个区县或年份时检索不到它们。"
+            "改正：在界面「知识库」中选中报告填写区县、年份后「保存并重新导入」；"
+            '或 PATCH /api/reports/<file>，正文如 {"district": "荣昌区", "year": 2024}；'
+            "或在报告旁写 <file>.meta.yaml（district: 荣昌区 与 year: 2024 两行）后对报告重新运行 fazhi ingest。",
+            fg="yellow", err=True,
+        )
 
 
 @kb.command("chunks")
@@ -140,6 +156,33 @@ def kb_remove(obj, file):
     except KeyError:
         raise click.UsageError(f"No report named {file} in the index: see `fazhi kb list`.") from None
     click.echo(f"removed {file}")
+
+
+@kb.command("check")
+@click.option("--repair", is_flag=True, help="Mend what can be mended, then check again.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def kb_check(obj, repair, as_json):
+    """Check that Chroma, the manifest, the search index and the uploads agree (exit 2 if not)."""
+    result = obj.pipeline.kb_check(repair=repair)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=1))
+        sys.exit(0 if result.ok else 2)
+    for problem in result.problems:
+        status = "left" if problem in result.remaining else "repaired"
+        click.echo(f"{status if repair else 'problem'}\t{problem.kind}\t{problem.subject}\t{problem.detail}")
+    size = f"{result.reports} reports, {result.chunks} chunks"
+    if result.ok:
+        mended = f"; {len(result.problems)} problems repaired" if result.problems else ""
+        click.echo(f"knowledge base OK: {size}{mended}")
+        return
+    if repair:
+        click.secho(f"{len(result.remaining)} of {len(result.problems)} problems need you ({size}): see above.",
+                    fg="yellow", err=True)
+    else:
+        click.secho(f"{len(result.problems)} problems ({size}): run `fazhi kb check --repair` to mend them "
+                    "(what it does is said above).", fg="yellow", err=True)
+    sys.exit(2)
 
 
 @main.command()

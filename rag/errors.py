@@ -37,6 +37,12 @@ class IngestBusyError(IngestError):
     http_status = 409
 
 
+class DuplicateReportError(IngestError):
+    """A report's bytes are in the knowledge base already, under another name."""
+
+    http_status = 409
+
+
 class IndexUnavailableError(RagError):
     """The Chroma server does not answer; questions work again once it is back."""
 

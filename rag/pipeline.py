@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
 import threading
 import time
 from pathlib import Path
@@ -16,11 +18,12 @@ from rag.retrieval import HybridRetriever, Passage, Route, covered_summary, rewr
 from rag.schema import Answer
 from rag.sections import parse_sections
 from rag.settings import Settings, load_settings
-from rag.store import IngestSummary, KnowledgeBase
+from rag.store import IngestSummary, KbCheck, KnowledgeBase, ReportSource
 from rag.tokens import count_tokens, ensure_tiktoken_cache
 
-_INDEX_VERSION_ATTEMPTS = 3
-_ITEMS_CACHED = 64  # report versions whose list items are kept  # retrievals per question when ingests keep committing meanwhile
+_INDEX_VERSION_ATTEMPTS = 3  # retrievals per question when ingests keep committing meanwhile
+_ITEMS_CACHED = 64  # report versions whose list items are kept
+HEALTH_READ_S = 5.0  # a health check's read of the store; a store that hangs longer is reported down
 
 
 class Pipeline:
@@ -59,21 +62,31 @@ class Pipeline:
             chunk_tokens=settings.ingest.chunk_tokens,
             overlap_tokens=settings.ingest.overlap_tokens,
             embed_batch_size=settings.embedding.batch_size,
+            max_chunks_per_file=settings.ingest.max_chunks_per_file,
+            min_free_bytes=int(settings.ingest.min_free_mb * 2**20),
         )
         return cls(settings, kb, build_chat_model_factories(settings))
 
     # ---- knowledge base -------------------------------------------------------------
 
-    def ingest(self, paths: list[Path] | None = None, progress=None) -> IngestSummary:
-        """Ingest report files or folders (default: the bundled seeds)."""
-        files, root = report_files(paths or [self.settings.seeds_dir], self.settings.ingest.extensions)
-        return self.kb.ingest(files, progress=progress, root=root)
+    def ingest(self, paths: list[Path | ReportSource] | None = None, progress=None) -> IngestSummary:
+        """Ingest report files or folders (default: the bundled seeds), named as report_files() names
+        them; a ReportSource names its file itself."""
+        given = list(paths or [self.settings.seeds_dir])
+        named = [p for p in given if isinstance(p, ReportSource)]
+        plain = [p for p in given if not isinstance(p, ReportSource)]
+        sources = named + (report_files(plain, self.settings.ingest.extensions) if plain else [])
+        return self.kb.ingest(sources, progress=progress)
 
     def reports(self) -> list[dict]:
         return self.kb.reports()
 
     def remove_report(self, file: str) -> None:
         self.kb.remove(file)
+
+    def kb_check(self, repair: bool = False) -> KbCheck:
+        """Check (and with repair=True mend) the knowledge base and the uploads folder (data_dir/reports)."""
+        return self.kb.check(repair=repair, uploads=self.settings.data_dir / "reports")  # ReportFiles.folder
 
     # ---- questions ------------------------------------------------------------------
 
@@ -204,22 +217,33 @@ class Pipeline:
         return self._answerers[provider]
 
     def health(self) -> dict:
-        """Status of the index, Chroma and the answer writers, for /healthz."""
-        status: dict = {"ok": True}
+        """Status of the index, Chroma and the default answer writer, for /healthz: `ok` is false
+        (and `problems` says why) whenever an ordinary question would fail."""
+        status: dict = {"ok": True, "problems": []}
         try:
             self.kb.client.heartbeat()
             manifest = self.kb.manifest()
+            _within(HEALTH_READ_S, self.kb.probe)  # a store that lists but cannot be read (a full disk)
             status["chroma"] = {"ok": True, "mode": self.settings.chroma.mode}
             status["index"] = {
                 "ok": bool(manifest["reports"]),
                 "reports": len(manifest["reports"]),
                 "chunks": sum(r["chunks"] for r in manifest["reports"].values()),
             }
-        except Exception as err:  # Chroma down or unreachable
+            if not manifest["reports"]:
+                status["problems"].append("知识库为空：upload a report (POST /api/reports) or run `fazhi ingest`.")
+        except Exception as err:  # Chroma down, unreachable or unreadable
             status["chroma"] = {"ok": False, "error": f"{type(err).__name__}: {err}"}
             status["index"] = {"ok": False}
-        status["llm"] = {"provider": self.settings.llm.provider, "started": sorted(self._answerers)}
-        status["ok"] = status["chroma"]["ok"] and status["index"]["ok"]
+            status["problems"].append(str(err))
+        provider = self.settings.llm.provider
+        status["llm"] = {"provider": provider, "started": sorted(self._answerers), "ok": True}
+        if provider == "openai" and not os.environ.get(self.settings.llm.openai.api_key_env):
+            status["llm"]["ok"] = False
+            status["problems"].append(
+                f"The default provider 'openai' has no API key: set ${self.settings.llm.openai.api_key_env} "
+                "(setting llm.openai.api_key_env) or choose another llm.provider.")
+        status["ok"] = status["chroma"]["ok"] and status["index"]["ok"] and status["llm"]["ok"]
         return status
 
     def passage(self, file: str, start: int, end: int, context: int = 200) -> dict:
@@ -235,26 +259,59 @@ class Pipeline:
         }
 
 
+def _within(seconds: float, call) -> None:
+    """call(), or IndexUnavailableError when it has not returned within `seconds` (it may hang on)."""
+    done = concurrent.futures.Future()
+
+    def run():
+        try:
+            done.set_result(call())
+        except BaseException as err:  # noqa: BLE001 - handed to the waiting caller
+            done.set_exception(err)
+
+    threading.Thread(target=run, daemon=True, name="health-read").start()
+    try:
+        done.result(timeout=seconds)
+    except concurrent.futures.TimeoutError:
+        raise IndexUnavailableError(f"Chroma did not answer a read within {seconds:g} s.") from None
+
+
 def _searched(route: Route, manifest: dict) -> str:
+    """「荣昌区 2024年、梁平区 2024年的报告」: the reports a question was searched in, for a refusal;
+    those whose district was not detected are not named (「、 2024年」), and none named reads 「现有报告」."""
     reports = [
         r for r in manifest["reports"].values()
         if (not route.districts or r["district"] in route.districts) and (not route.years or r["year"] in route.years)
     ]
-    return covered_summary(reports) + "的报告" if reports else "现有报告"
+    summary = covered_summary(reports)
+    return f"{summary}的报告" if summary else "现有报告"
 
 
-def report_files(paths: list[Path], extensions: list[str]) -> tuple[list[Path], Path | None]:
-    """Report files under the given files and folders, sorted; and the common root for naming."""
-    files: list[Path] = []
+def report_files(paths: list[Path], extensions: list[str]) -> list[ReportSource]:
+    """The report files under the given files and folders, each named by its path relative to the
+    given paths' common folder (a folder given: itself; a file: the folder it is in), in order.
+
+    One folder or files of one folder name reports as before ("a.txt", "sub/b.txt"); folders a/
+    and b/ give "a/x.txt" and "b/x.txt", never two "x.txt". A file given twice is listed once.
+    """
+    found: list[Path] = []
+    bases: list[str] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+            bases.append(os.path.abspath(path))
         elif path.exists():
-            files.append(path)
+            found.append(path)
+            bases.append(os.path.dirname(os.path.abspath(path)))
         else:
             raise FileNotFoundError(f"No such file or folder: {path}")
-    root = None
-    if len(paths) == 1 and Path(paths[0]).is_dir():
-        root = Path(paths[0])
-    return files, root
-
+    if not found:
+        return []
+    root = os.path.commonpath(bases)
+    sources, seen = [], set()
+    for path in found:
+        if os.path.realpath(path) in seen:
+            continue
+        seen.add(os.path.realpath(path))
+        sources.append(ReportSource(Path(os.path.relpath(os.path.abspath(path), root)).as_posix(), path))
+    return sources

@@ -1,8 +1,14 @@
-"""Report files on disk, shared by the HTTP API and the UI: uploads, metadata fixes, removal."""
+"""Report files on disk, shared by the HTTP API and the UI: uploads, metadata fixes, removal.
+
+An upload is staged in <reports>.staging and ingested under its final name; the knowledge base
+moves it into place once the index names its bytes, and deletes it otherwise (rag.store). So the
+file at a report's name is always the one the index holds. An upload a killed process left half
+done is settled before the next change here, or by `fazhi kb check --repair`.
+"""
 
 from __future__ import annotations
 
-import os
+import logging
 import re
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -10,16 +16,21 @@ from typing import BinaryIO
 from rag.errors import (
     BadFileError,
     BadRequestError,
+    RagError,
     ReportNotFoundError,
     UnsafePathError,
     UploadTooLargeError,
 )
 from rag.metadata import sidecar_path, write_sidecar
 from rag.pipeline import Pipeline
+from rag.store import ReportSource, staged_path
 
 
-# An upload's name in UTF-8 bytes: file systems allow 255, and ".meta.yaml.partial" must still fit.
+# An upload's name in UTF-8 bytes: file systems allow 255, and ".meta.yaml.partial" (or the
+# staged upload's "<pid>-<tag>-" prefix) must still fit.
 MAX_NAME_BYTES = 200
+
+logger = logging.getLogger(__name__)
 
 
 def _not_found(file: str) -> ReportNotFoundError:
@@ -37,6 +48,18 @@ class ReportFiles:
         self.max_bytes = int(settings.server.max_upload_mb * 2**20)
         self.max_mb = settings.server.max_upload_mb
         self.extensions = [e.lower() for e in settings.ingest.extensions]
+
+    def recover(self) -> None:
+        """Finish or roll back the uploads that a killed process left half done (before any change here).
+
+        Cheap when there are none. A failure (another ingest running, Chroma down) is logged:
+        the next call, or `fazhi kb check --repair`, settles them.
+        """
+        try:
+            for problem in self.pipeline.kb.recover_uploads(self.folder):
+                logger.warning("settled %s: %s", problem.subject, problem.detail)
+        except (RagError, OSError) as err:
+            logger.warning("uploads left half done in %s not settled yet (%s)", self.folder, err)
 
     def check_name(self, file: str) -> str:
         """The report name unchanged, or UnsafePathError when it could leave the reports folder."""
@@ -68,37 +91,27 @@ class ReportFiles:
         return UploadTooLargeError(f"{name} 太大：超过上限 {self.max_mb:g} MB（server.max_upload_mb）。请拆分或压缩后再上传。")
 
     def add(self, filename: str | None, source: BinaryIO, progress=None) -> dict:
-        """Save an upload under the reports folder and ingest it; a rejected file is not kept."""
+        """Stage an upload and ingest it under its name in the reports folder; it replaces the file
+        of that name only once the index holds it, and a rejected one is not kept."""
         name = self.upload_name(filename)
+        self.recover()
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / name
-        partial = path.with_name(name + ".upload")
+        staged = staged_path(path)
         size = 0
         try:
-            with partial.open("wb") as out:
+            with staged.open("wb") as out:
                 while block := source.read(1 << 20):
                     size += len(block)
                     if size > self.max_bytes:
                         raise self.too_large(name)
                     out.write(block)
-            previous = path.with_name(name + ".previous")
-            had_previous = path.exists()
-            if had_previous:
-                os.replace(path, previous)
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
-        try:
-            summary = self.pipeline.ingest([path], progress=progress)
-            if name in summary.failed:
-                raise BadFileError(summary.failed[name])
         except BaseException:
-            path.unlink(missing_ok=True)
-            if had_previous:
-                os.replace(previous, path)
+            staged.unlink(missing_ok=True)
             raise
-        if had_previous:
-            previous.unlink(missing_ok=True)
+        summary = self.pipeline.ingest([ReportSource(name, path, staged=staged)], progress=progress)
+        if name in summary.failed:
+            raise summary.errors[name]
         return {"file": name, "report": self.report(name), "summary": summary.as_dict()}
 
     def report(self, file: str) -> dict:
@@ -115,20 +128,24 @@ class ReportFiles:
         for folder in (self.folder, self.seeds):
             if (folder / file).is_file():
                 return folder / file
-        raise ReportNotFoundError(f"报告 '{file}' 在 {self.folder} 和 {self.seeds} 中都找不到原文件，无法修改。")
+        raise ReportNotFoundError(
+            f"报告 '{file}' 的原文件已不在服务器上，无法修改：upload it again (POST /api/reports), or remove it "
+            f"(DELETE /api/reports/{file}).")
 
     def fix(self, file: str, **fields) -> dict:
         """Write the report's metadata sidecar (district, year, title, body) and ingest it again."""
+        self.recover()
         path = self.path_of(file)
         write_sidecar(path, **fields)
-        summary = self.pipeline.ingest([path])
-        if path.name in summary.failed:
-            raise BadFileError(summary.failed[path.name])
+        summary = self.pipeline.ingest([ReportSource(file, path)])
+        if file in summary.failed:
+            raise summary.errors[file]
         return {"file": file, "report": self.report(file), "summary": summary.as_dict()}
 
     def remove(self, file: str) -> None:
         """Take a report out of the index; an uploaded file is deleted too (seeds stay on disk)."""
         self.check_name(file)
+        self.recover()
         try:
             self.pipeline.remove_report(file)
         except KeyError:

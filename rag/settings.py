@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rag.errors import ConfigError
 from rag.providers import check_provider
@@ -43,6 +43,8 @@ class IngestSettings(_Section):
     max_file_mb: float = Field(20, gt=0)
     chunk_tokens: int = Field(220, ge=32)
     overlap_tokens: int = Field(40, ge=0)
+    max_chunks_per_file: int = Field(2000, ge=1)
+    min_free_mb: float = Field(128, ge=0)
 
 
 class RetrievalSettings(_Section):
@@ -90,9 +92,20 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
     api_key_env: str = "FAZHI_API_KEY"
-    ui_public: bool = True
     max_upload_mb: float = Field(20, gt=0)
     requests_per_minute: int = Field(120, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_ui_public(cls, raw: Any) -> Any:
+        """A removed setting gets its reason rather than pydantic's "Extra inputs are not permitted"."""
+        if isinstance(raw, dict) and "ui_public" in raw:
+            raise ValueError(
+                "server.ui_public was removed: with the key set (the variable named by server.api_key_env) "
+                "the chat UI always asks for it as its password, and without a key everything is open. "
+                "Delete the line."
+            )
+        return raw
 
 
 class Settings(_Section):

@@ -11,6 +11,14 @@ The search index (BM25 and vectors, `rag.search_index`) is derived from Chroma a
 on disk per manifest version, so every process sharing a Chroma server rebuilds it when the
 manifest changes. Chroma's HNSW answers unfiltered dense searches; the search index answers
 the filtered ones, which Chroma would pre-filter slowly.
+
+Identity: a report is its name and its bytes. Its version hashes both (with its metadata and
+the chunker), so no two manifest rows share a version, chunks or stored text; and one set of
+bytes is held under one name only: an ingest refuses the same bytes under a second name.
+An upload is staged (`staged_path`) and moved to its final path only once the manifest names
+its bytes (under the ingest lock); however the ingest ends, a staged file is moved or deleted.
+One that a killed process left is settled the same way later (`recover_uploads`, `check`).
+`check` finds what faults and older versions left inconsistent, and with repair=True mends it.
 """
 
 from __future__ import annotations
@@ -22,15 +30,17 @@ import itertools
 import json
 import logging
 import os
+import re
+import shlex
 import shutil
 import socket
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import filelock
@@ -44,14 +54,15 @@ from rag import schema
 from rag.chunking import CHUNKER_VERSION, chunk_report
 from rag.errors import (
     BadFileError,
+    DuplicateReportError,
     IndexMissingError,
     IndexUnavailableError,
     IngestBusyError,
     IngestError,
     RagError,
 )
-from rag.loading import LoadedReport, load_report
-from rag.metadata import ReportMeta, report_metadata
+from rag.loading import EXTENSIONS, LoadedReport, load_report
+from rag.metadata import ReportMeta, report_metadata, sidecar_path
 from rag.search_index import SearchIndex
 
 MANIFEST_ID = "manifest"
@@ -67,16 +78,38 @@ _UNREACHABLE = (httpx.TransportError, ConnectionError)  # a Chroma server that i
 # Write failures the user fixes on the machine: disk full, read-only folder, quota, file size limit.
 _DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
 _LOW_DISK_BYTES = 16 * 2**20   # below this, a failed write is put down to a full disk
-_MIN_FREE_TO_START = 2**20      # an ingest does not start below this
+MIN_FREE_BYTES = 128 * 2**20    # ingest.min_free_mb: an ingest writes nothing while less is free
+MAX_CHUNKS_PER_FILE = 2000  # ingest.max_chunks_per_file: the longest seed is 48; 2,000 embed in 1-1.5 min
+# An upload to FOLDER/NAME is staged as FOLDER.staging/<pid>-<tag>-NAME: on the same disk (a rename
+# moves it into place), keeping its extension (which says how to read it), and out of FOLDER, whose
+# every report file is a confirmed one. The old code left FOLDER/NAME.upload (partly written) and
+# FOLDER/NAME.previous (the confirmed copy, kept while the new bytes were ingested).
+_STAGED = re.compile(r"(?P<pid>\d+)-[0-9a-f]{8}-(?P<name>.+)")
+_OLD_STAGED = re.compile(r"(?P<name>.+)\.upload")
+_PREVIOUS = re.compile(r"(?P<name>.+)\.previous")
+_STAGED_STALE_S = 3600.0  # a staged file this old is a leftover even if its pid is alive (reused)
 
 logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str, int, int], None]
 
 
+@dataclass(frozen=True)
+class ReportSource:
+    """One report to ingest: its name in the knowledge base and its file (the sidecar lives beside it).
+
+    `staged`, when given, holds the new bytes to read instead: they replace `path` once the
+    index names them, and are deleted otherwise.
+    """
+
+    name: str
+    path: Path
+    staged: Path | None = None
+
+
 @dataclass
 class IngestSummary:
-    """What one ingest did; `failed` maps file name to the reason."""
+    """What one ingest did; `failed` maps file name to the reason, `errors` to the error itself."""
 
     new: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
@@ -85,10 +118,15 @@ class IngestSummary:
     chunks_embedded: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
+    errors: dict[str, RagError] = field(default_factory=dict, repr=False)
 
     @property
     def chunks_per_s(self) -> float:
         return self.chunks_embedded / self.seconds if self.seconds else 0.0
+
+    def fail(self, file: str, error: RagError) -> None:
+        self.failed[file] = str(error)
+        self.errors[file] = error
 
     def as_dict(self) -> dict:
         return {
@@ -104,9 +142,65 @@ class IngestSummary:
 
 
 def report_version(report: LoadedReport, meta: ReportMeta) -> str:
-    """Hash of a report's bytes, its metadata and the chunker: a sidecar edit is a new version too."""
+    """Hash of a report's name, bytes, metadata and the chunker: a sidecar edit is a new version
+    too, and two names never share one (nor, so, chunk ids or a stored text)."""
     meta_json = json.dumps(meta.__dict__, ensure_ascii=False, sort_keys=True)
-    return hashlib.sha256(f"{report.sha256}\n{meta_json}\n{CHUNKER_VERSION}".encode()).hexdigest()
+    return hashlib.sha256(
+        f"{report.file}\n{report.sha256}\n{meta_json}\n{CHUNKER_VERSION}".encode()
+    ).hexdigest()
+
+
+@dataclass
+class KbProblem:
+    """One inconsistency `KnowledgeBase.check` found: its kind, what it is about, what is wrong and what mends it."""
+
+    kind: str     # one of PROBLEM_KINDS
+    subject: str  # the report name, chunk version or file it is about
+    detail: str
+
+
+# What `check` looks for. The upload kinds need the uploads folder; missing_upload and changed_upload
+# (and a staged upload still in progress) need a person's decision, so repair leaves them.
+PROBLEM_KINDS = (
+    "orphan_chunks",     # chunks of a (version, file) no manifest row names: deleted
+    "orphan_text",       # a stored report text no row names: deleted
+    "missing_text",      # a row whose stored text is gone: stored again from its file, if unchanged
+    "chunk_count",       # a row whose chunks in Chroma are not the number it says: re-chunked, re-embedded
+    "duplicate_content", # the same bytes under two names (old versions did that): the first ingested is kept
+    "pending",           # the manifest still marked pending by a killed ingest: cleared
+    "search_index",      # the saved search index of the live version missing or not its chunks: rebuilt
+    "staged_upload",     # an upload a killed process staged: moved into place if the index names it, else deleted
+    "previous_upload",   # NAME.previous left by the old upload code: settled the same way
+    "unindexed_upload",  # a file in the uploads folder the index does not hold: moved to <uploads>.unindexed/
+    "missing_upload",    # a row uploaded here whose file is gone: `fazhi kb remove NAME`, or upload it again
+    "changed_upload",    # an upload whose bytes differ from what the index holds: upload it again, or PATCH it
+)
+_UPLOAD_KINDS = {"staged_upload", "previous_upload", "unindexed_upload", "missing_upload", "changed_upload"}
+
+
+@dataclass
+class KbCheck:
+    """What `KnowledgeBase.check` found (`problems`), and what is left after a repair (`remaining`)."""
+
+    problems: list[KbProblem]
+    remaining: list[KbProblem]
+    repaired: bool  # whether a repair was asked for
+    reports: int    # rows in the manifest, and their chunks, after any repair
+    chunks: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.remaining
+
+    def as_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "repaired": self.repaired,
+            "reports": self.reports,
+            "chunks": self.chunks,
+            "problems": [p.__dict__ for p in self.problems],
+            "remaining": [p.__dict__ for p in self.remaining],
+        }
 
 
 def indexed_text(doc: Document) -> str:
@@ -120,7 +214,8 @@ def chunk_from_indexed(text: str, metadata: dict) -> Document:
 
 
 def _reads_chroma(method):
-    """A KnowledgeBase method whose Chroma server being unreachable becomes IndexUnavailableError."""
+    """A KnowledgeBase method whose Chroma store cannot be read becomes IndexUnavailableError (503):
+    a server that is down, or a store whose pending writes Chroma cannot apply (a full disk)."""
 
     @functools.wraps(method)
     def call(self, *args, **kwargs):
@@ -128,6 +223,8 @@ def _reads_chroma(method):
             return method(self, *args, **kwargs)
         except _UNREACHABLE as err:
             raise IndexUnavailableError(self.unreachable_message(err)) from err
+        except ChromaInternalError as err:
+            raise IndexUnavailableError(self.unreadable_message(err)) from err
 
     return call
 
@@ -148,6 +245,8 @@ class KnowledgeBase:
         overlap_tokens: int = 40,
         embed_batch_size: int = 32,
         shared_store: bool | None = None,
+        max_chunks_per_file: int = MAX_CHUNKS_PER_FILE,
+        min_free_bytes: int = MIN_FREE_BYTES,
     ):
         self.client = client
         self.embeddings = embeddings
@@ -165,6 +264,8 @@ class KnowledgeBase:
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
         self.embed_batch_size = embed_batch_size
+        self.max_chunks_per_file = max_chunks_per_file
+        self.min_free_bytes = min_free_bytes
         self._indexes: OrderedDict[str, SearchIndex] = OrderedDict()
         self._index_lock = threading.Lock()
         self._embedded = bool(client.get_settings().is_persistent)
@@ -185,6 +286,21 @@ class KnowledgeBase:
             f"Start it again (`chroma run --path DIR --host {c.chroma_server_host} --port "
             f"{c.chroma_server_http_port}`); questions work again once it answers, without restarting fazhi."
         )
+
+    def unreadable_message(self, err: Exception) -> str:
+        """What to do when Chroma cannot read its store, e.g. after a disk filled during a write."""
+        free = self._free_bytes()
+        cause = (f"the disk of the data folder is full ({free // 1024} KB free): free disk space"
+                 if free < _LOW_DISK_BYTES else "check the data folder's disk and permissions")
+        return (
+            f"知识库暂时无法读取: Chroma cannot read its store ({err}); {cause}. Questions answer again once "
+            "Chroma can apply its pending writes, without a restart; the next ingest completes an interrupted one."
+        )
+
+    @_reads_chroma
+    def probe(self) -> None:
+        """Read one chunk, as a question would: IndexUnavailableError when Chroma cannot."""
+        self._chunks.get(limit=1, include=[])
 
     # ---- manifest ---------------------------------------------------------------
 
@@ -237,7 +353,9 @@ class KnowledgeBase:
             raise KeyError(file)
         got = self._meta.get(ids=[_REPORT_TEXT_PREFIX + row["version"]], include=["documents"])
         if not got["ids"]:
-            raise IndexMissingError(f"The text of {file} is missing from the index: run `fazhi ingest` again.")
+            raise IndexMissingError(
+                f"The text of {file} is missing from the index: upload it again (POST /api/reports) or run "
+                "`fazhi kb check --repair`.")
         return got["documents"][0]
 
     def live_filter(self, manifest: dict, districts: list[str] | None = None,
@@ -258,7 +376,8 @@ class KnowledgeBase:
         """The manifest, or IndexMissingError when nothing is ingested."""
         manifest = self.manifest()
         if not manifest["reports"]:
-            raise IndexMissingError("知识库为空：请先运行 fazhi ingest（或在 知识库 页上传报告）。")
+            raise IndexMissingError(
+                "知识库为空：请先上传报告（知识库 页，或 POST /api/reports），或在服务器上运行 fazhi ingest。")
         return manifest
 
     @_reads_chroma
@@ -353,7 +472,8 @@ class KnowledgeBase:
                     if must_save:
                         raise IngestError(
                             f"Chroma holds {len(index)} chunks of the new index, the manifest names {expected}: "
-                            "nothing was committed; run `fazhi ingest` again."
+                            "nothing was committed. Run `fazhi kb check --repair` (it mends what an older "
+                            "version or a crash left), then try again."
                         )
                     return index  # a replaced manifest whose chunks are being collected: not worth keeping
                 self._save_search_index(index, folder, must_save)
@@ -405,102 +525,203 @@ class KnowledgeBase:
 
     # ---- ingest -----------------------------------------------------------------
 
-    def ingest(self, paths: Iterable[Path], progress: ProgressFn | None = None, root: Path | None = None) -> IngestSummary:
+    def ingest(self, paths: Iterable[Path | ReportSource], progress: ProgressFn | None = None,
+               root: Path | None = None) -> IngestSummary:
         """Add new and changed reports, skip unchanged ones; commit all at once at the end.
 
-        A file that cannot be read is reported in `failed` and skipped. Anything else that
-        fails leaves the previous index as it was and raises IngestError.
+        A path is named relative to `root`, else by its file name; a ReportSource names itself.
+        A file that cannot be read, that shares its name with another file of this call, whose
+        bytes another report holds already, or that chunks into over max_chunks_per_file chunks
+        is reported in `failed` and skipped, before anything is embedded. Anything else that
+        fails leaves the previous index as it was and raises IngestError. A staged file is moved
+        into place if the index names its bytes when the call ends, however it ends, else deleted.
         """
         started = time.perf_counter()
         summary = IngestSummary()
-        with self._ingest_lock():
-            old = self.manifest()
-            reports = dict(old["reports"])
-            pending: list[tuple[LoadedReport, ReportMeta, str, list[Document]]] = []
-            for path in paths:
-                file = str(path.relative_to(root)) if root else path.name
+        paths = list(paths)
+        staged = [p for p in paths if isinstance(p, ReportSource) and p.staged]
+        locked = False
+        try:
+            with self._ingest_lock():
+                locked = True
                 try:
-                    report = load_report(path, max_bytes=self.max_file_bytes, file=file)
-                    meta = report_metadata(report)
-                except BadFileError as err:
-                    summary.failed[file] = str(err)
-                    continue
-                version = report_version(report, meta)
-                current = reports.get(file)
-                if current and current["version"] == version:
-                    summary.unchanged.append(file)
-                    continue
-                chunks = self._versioned_chunks(report, meta, version)
-                if not chunks:
-                    summary.failed[file] = f"{file}: no text to index after parsing."
-                    continue
-                (summary.replaced if current else summary.new).append(file)
-                pending.append((report, meta, version, chunks))
-
-            if pending:
-                self._check_disk_space()
-            try:
-                if pending and not old["pending"]:
-                    self._commit_manifest({**old, "pending": True})  # searches filter from now on
-                # Chroma's cost is per write more than per chunk: write across reports, texts at once.
-                self._add_chunks([c for *_, chunks in pending for c in chunks], summary, progress)
-                # identical files (text and metadata) share a version, and so the stored text
-                self._store_report_texts(list({version: report for report, _, version, _ in pending}.items()))
-                for report, meta, version, chunks in pending:
-                    reports[report.file] = {
-                        "file": report.file,
-                        "version": version,
-                        "sha256": report.sha256,
-                        "encoding": report.encoding,
-                        "district": meta.district,
-                        "year": meta.year or 0,
-                        "title": meta.title,
-                        "body": meta.body,
-                        "chunks": len(chunks),
-                        "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    }
-                if pending:
-                    self._commit(reports)
-            except RagError:
-                raise
-            except Exception as err:  # the old manifest is untouched: the index still answers
-                raise self._ingest_failed(err) from err
-            if not pending:
-                self._collect_garbage(old)  # what a killed ingest left behind
-                if old["pending"] and old["version"]:
-                    self._commit_manifest({**old, "pending": False})
-            summary.chunks_total = sum(r["chunks"] for r in reports.values())
+                    self._ingest(_report_sources(paths, root, summary), summary, progress)
+                finally:
+                    self._settle_staged(staged)
+        finally:
+            if not locked:  # refused before the lock: nothing was ingested
+                for source in staged:
+                    source.staged.unlink(missing_ok=True)
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _ingest(self, sources: list[ReportSource], summary: IngestSummary, progress) -> None:
+        old = self.manifest()
+        reports = dict(old["reports"])
+        owners: dict[str, str] = {}  # sha256 of bytes → the report that holds them
+        for name, row in reports.items():
+            owners.setdefault(row["sha256"], name)
+        this_call: set[str] = set()
+        pending: list[tuple[LoadedReport, ReportMeta, str, list[Document], ReportSource]] = []
+        for source in sources:
+            file = source.name
+            try:
+                report = load_report(source.staged or source.path, max_bytes=self.max_file_bytes, file=file)
+                if source.staged:
+                    report = replace(report, path=source.path)  # its sidecar is beside its final path
+                meta = report_metadata(report)
+            except BadFileError as err:
+                summary.fail(file, err)
+                continue
+            other = self._same_content_as(report.sha256, file, owners)
+            if other:
+                summary.fail(file, _duplicate(file, other, other in this_call))
+                continue
+            version = report_version(report, meta)
+            current = reports.get(file)
+            if current and current["version"] == version:
+                summary.unchanged.append(file)
+                this_call.add(file)
+                continue
+            chunks = self._versioned_chunks(report, meta, version)
+            if not chunks:
+                summary.fail(file, BadFileError(f"{file}: no text to index after parsing."))
+                continue
+            if len(chunks) > self.max_chunks_per_file:
+                summary.fail(file, self._too_many_chunks(file, len(chunks)))
+                continue
+            if current and owners.get(current["sha256"]) == file:
+                del owners[current["sha256"]]
+            owners[report.sha256] = file
+            this_call.add(file)
+            (summary.replaced if current else summary.new).append(file)
+            pending.append((report, meta, version, chunks, source))
+
+        if pending:
+            self._check_disk_space()
+        try:
+            if pending and not old["pending"]:
+                self._commit_manifest({**old, "pending": True})  # searches filter from now on
+            # Chroma's cost is per write more than per chunk: write across reports, texts at once.
+            self._add_chunks([c for *_, chunks, _ in pending for c in chunks], summary, progress)
+            self._check_disk_space()
+            self._store_report_texts([(version, report) for report, _, version, _, _ in pending])
+            for report, meta, version, chunks, source in pending:
+                reports[report.file] = {
+                    "file": report.file,
+                    "version": version,
+                    "sha256": report.sha256,
+                    "encoding": report.encoding,
+                    "district": meta.district,
+                    "year": meta.year or 0,
+                    "title": meta.title,
+                    "body": meta.body,
+                    "chunks": len(chunks),
+                    "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "source": os.path.abspath(source.path),
+                }
+            if pending:
+                self._commit(reports)
+        except RagError:
+            raise
+        except Exception as err:  # the old manifest is untouched: the index still answers
+            raise self._ingest_failed(err) from err
+        if not pending:
+            self._collect_garbage(old)  # what a killed ingest left behind
+            if old["pending"] and old["version"]:
+                self._commit_manifest({**old, "pending": False})
+        summary.chunks_total = sum(r["chunks"] for r in reports.values())
+
+    def _same_content_as(self, sha256: str, file: str, owners: dict[str, str]) -> str | None:
+        """The other report that holds these bytes already, if any."""
+        other = owners.get(sha256)
+        return other if other and other != file else None
+
+    def _too_many_chunks(self, file: str, count: int) -> BadFileError:
+        return BadFileError(
+            f"{file}: {count:,} chunks, over the limit of {self.max_chunks_per_file:,} per file "
+            "(ingest.max_chunks_per_file); nothing of it was embedded. A report is a few hundred chunks "
+            "at most: check that this is the report and not a data dump, split it into parts, or raise "
+            "ingest.max_chunks_per_file in the settings."
+        )
+
+    def _settle_staged(self, staged: list[ReportSource]) -> None:
+        """Move each staged file into place if the manifest names its bytes, else delete it."""
+        if not staged:
+            return
+        try:
+            rows = self.manifest()["reports"]
+            for source in staged:
+                _settle_file(source.staged, source.path, rows.get(source.name))
+        except Exception as err:  # Chroma gone, a full disk: the restart or `fazhi kb check --repair` settles it
+            logger.warning("staged uploads %s left in place (%s); `fazhi kb check --repair` settles them",
+                           [str(s.staged) for s in staged], err)
+
+    def recover_uploads(self, folder: Path) -> list[KbProblem]:
+        """Finish or roll back the uploads in folder that killed processes left half swapped.
+
+        A staged file (or the old code's NAME.previous) whose bytes the manifest names is moved
+        into place: the index committed them. Any other is deleted. Files of live processes are
+        left alone. Returns what was found and done.
+        """
+        if all(_in_progress(pid, mtime) for *_, pid, mtime in _leftovers(folder)):
+            return []  # nothing left over (the usual case): no lock taken
+        with self._ingest_lock():
+            return self._settle_leftovers(folder, self.manifest()["reports"], repair=True)
+
+    def _settle_leftovers(self, folder: Path, rows: dict, repair: bool) -> list[KbProblem]:
+        """The leftover uploads to folder, as problems; with repair=True each is settled (and those
+        still in progress are left out)."""
+        problems = []
+        for path, kind, name, pid, mtime in _leftovers(folder):
+            row = rows.get(name)
+            if _in_progress(pid, mtime):
+                if not repair:
+                    problems.append(KbProblem(kind, path.name, (
+                        f"an upload of {name} in progress: process {pid} staged it under an hour ago; it is "
+                        "settled when that process ends, or once an hour old.")))
+                continue
+            committed = row is not None and _file_sha256(path) == row["sha256"]
+            what = ("left by a process killed while uploading" if kind == "staged_upload"
+                    else "left by the old upload code")
+            problems.append(KbProblem(kind, path.name, (
+                f"{what}; the index names its bytes, so --repair moves it to {name}." if committed
+                else f"{what}; the index does not name its bytes, so --repair deletes it.")))
+            if repair:
+                _settle_file(path, folder / name, row)
+        return problems
 
     def _free_bytes(self) -> int:
         data_dir = self.index_dir.parent
         return shutil.disk_usage(data_dir).free if data_dir.exists() else _LOW_DISK_BYTES
 
     def _check_disk_space(self) -> None:
-        """Refuse to start writing on a nearly full disk: Chroma recovers badly from a failed write."""
+        """Stop before a write that could fill the disk: Chroma whose own write fails on a full disk
+        may not read its store again until space is freed. Checked before every batch, so the
+        ingest stops with nothing committed and the previous index answers, in this process and after a restart."""
         free = self._free_bytes()
-        if free < _MIN_FREE_TO_START:
+        if free < self.min_free_bytes:
             raise IngestError(
-                f"Ingest refused: the disk of {self.index_dir.parent} is nearly full ({free // 1024} KB free); "
-                "nothing was changed and the index still answers. Free disk space, then run `fazhi ingest` again."
+                f"Ingest stopped: the disk of the data folder is nearly full ({free // 2**20} MB free, an ingest "
+                f"keeps {self.min_free_bytes // 2**20} MB free: ingest.min_free_mb); nothing new was committed and "
+                "the previous index still answers. Free disk space, then ingest again: finished work is reused."
             )
 
     def _ingest_failed(self, err: Exception) -> RagError:
         """The error for an ingest that stopped halfway, saying what to fix."""
         unchanged = "the previous index is unchanged and still answers"
-        again = "run `fazhi ingest` again: finished work is reused"
+        again = "ingest again (upload the file again, or `fazhi ingest`): finished work is reused"
         if isinstance(err, _UNREACHABLE):
             return IndexUnavailableError(f"Ingest stopped: {self.unreachable_message(err)} {unchanged}; then {again}.")
         if isinstance(err, OSError) and err.errno in _DISK_ERRNOS:
             return IngestError(
-                f"Ingest stopped: cannot write {err.filename or self.index_dir.parent} ({err.strerror}); "
+                f"Ingest stopped: cannot write in the data folder ({err.strerror}); "
                 f"{unchanged}. Free disk space or make the data folder writable, then {again}."
             )
-        data_dir, free = self.index_dir.parent, self._free_bytes()
+        free = self._free_bytes()
         if free < _LOW_DISK_BYTES:  # Chroma's own writes fail with its own words ("compaction", "sqlite")
             return IngestError(
-                f"Ingest stopped ({type(err).__name__}: {err}): the disk of {data_dir} is full "
+                f"Ingest stopped ({type(err).__name__}: {err}): the disk of the data folder is full "
                 f"({free // 1024} KB free); {unchanged}. Free disk space, then {again}."
             )
         return IngestError(
@@ -516,8 +737,214 @@ class KnowledgeBase:
             del reports[file]
             self._commit(reports)
 
-    def _commit(self, reports: dict) -> None:
-        manifest = {"version": _manifest_version(reports), "pending": True, "reports": reports}
+    # ---- check and repair ---------------------------------------------------------
+
+    def check(self, repair: bool = False, uploads: Path | None = None) -> KbCheck:
+        """Find where Chroma, the manifest, the stored texts, the search index and the uploads folder disagree.
+
+        With repair=True, mend what can be mended (see PROBLEM_KINDS), then look again: `remaining`
+        is what is left. Holds the ingest lock throughout (IngestBusyError while an ingest runs).
+        """
+        with self._ingest_lock():
+            survey = self._survey()
+            problems = self._problems(survey, uploads)
+            remaining = problems
+            if repair and problems:
+                self._repair(survey, problems, uploads)
+                survey = self._survey()
+                remaining = self._problems(survey, uploads)
+            rows = survey["manifest"]["reports"]
+            return KbCheck(problems, remaining, repair, len(rows), sum(r["chunks"] for r in rows.values()))
+
+    @_reads_chroma
+    def _survey(self) -> dict:
+        """The manifest, every chunk id by (version, file), and the versions of the stored texts."""
+        chunks: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for offset in itertools.count(0, _PAGE):
+            got = self._chunks.get(include=["metadatas"], limit=_PAGE, offset=offset)
+            for cid, meta in zip(got["ids"], got["metadatas"]):
+                chunks[(meta.get(schema.FILE_HASH, ""), meta.get(schema.FILE, ""))].append(cid)
+            if len(got["ids"]) < _PAGE:
+                break
+        texts = {i[len(_REPORT_TEXT_PREFIX):] for i in self._meta.get(where={"kind": "report"}, include=[])["ids"]}
+        return {"manifest": self.manifest(), "chunks": chunks, "texts": texts}
+
+    def _problems(self, survey: dict, uploads: Path | None) -> list[KbProblem]:
+        manifest, chunks, texts = survey["manifest"], survey["chunks"], survey["texts"]
+        rows = manifest["reports"]
+        named = {(row["version"], name) for name, row in rows.items()}
+        versions = {row["version"] for row in rows.values()}
+        problems = [
+            KbProblem("orphan_chunks", f"{file}@{version[:12]}", (
+                f"{len(ids)} chunks of {file!r} (version {version[:12]}) that no manifest row names, left by an "
+                "ingest that was killed or failed (or by an old version); --repair deletes them."))
+            for (version, file), ids in sorted(chunks.items()) if (version, file) not in named
+        ]
+        problems += [
+            KbProblem("orphan_text", version[:12], f"a stored report text (version {version[:12]}) that no "
+                      "manifest row names; --repair deletes it.")
+            for version in sorted(texts - versions)
+        ]
+        for name, row in sorted(rows.items()):
+            if row["version"] not in texts:
+                problems.append(KbProblem("missing_text", name, (
+                    f"the stored text of {name} is gone (passages and citations of it fail); --repair stores it "
+                    f"again from {row.get('source') or name} if that file is unchanged; else ingest the report "
+                    "again.")))
+            held = len(chunks.get((row["version"], name), []))
+            if held != row["chunks"]:
+                problems.append(KbProblem("chunk_count", name, (
+                    f"the manifest names {row['chunks']} chunks of {name}, Chroma holds {held}; --repair "
+                    "chunks its stored text again and embeds what is missing (without a text, the row is made "
+                    "to name what Chroma holds, or removed if nothing is left: ingest the report again).")))
+        by_bytes: dict[str, list[str]] = defaultdict(list)
+        for name, row in rows.items():
+            by_bytes[row["sha256"]].append(name)
+        for names in by_bytes.values():
+            if len(names) > 1:
+                keep, *others = _first_ingested(names, rows)
+                shared = len({rows[n]["version"] for n in names}) < len(names)
+                problems.append(KbProblem("duplicate_content", ", ".join(sorted(names)), (
+                    f"the same bytes under {len(names)} names: {', '.join(sorted(names))}"
+                    f"{' (sharing one version, so their chunks are mixed)' if shared else ''}; every figure of it "
+                    f"counts {len(names)} times. --repair keeps {keep!r}, the first ingested, and removes "
+                    f"{', '.join(map(repr, others))} from the index.")))
+        if manifest["pending"]:
+            problems.append(KbProblem("pending", manifest["version"] or "(empty)", (
+                "the manifest is still marked pending by an ingest that did not finish: every search filters "
+                "on report versions, which is slower; --repair collects its leftovers and clears the mark.")))
+        problem = self._search_index_problem(manifest, chunks, named)
+        if problem:
+            problems.append(problem)
+        if uploads is not None and uploads.is_dir():
+            problems += self._upload_problems(uploads, rows)
+        return problems
+
+    def _search_index_problem(self, manifest: dict, chunks: dict, named: set) -> KbProblem | None:
+        if not manifest["reports"]:
+            return None
+        version, folder = manifest["version"], self.index_dir / manifest["version"]
+        live = {cid for key in named for cid in chunks.get(key, [])}
+        held = self._indexes.get(version)
+        try:
+            saved = SearchIndex.load(folder) if (folder / "chunks.json").exists() else None
+        except Exception as err:  # a damaged folder: json, numpy and bm25s fail in their own ways
+            wrong = f"cannot be read ({type(err).__name__}: {err})"
+        else:
+            if saved is None:
+                wrong = "is missing"
+            elif set(saved.ids) != live:
+                wrong = f"holds {len(saved.ids)} chunks, not the {len(live)} live ones"
+            elif held is not None and set(held.ids) != live:
+                wrong = f"held in this process holds {len(held.ids)} chunks, not the {len(live)} live ones"
+            else:
+                return None
+        return KbProblem("search_index", version, (
+            f"the search index of version {version} (in {folder}) {wrong}; --repair builds it again."))
+
+    def _upload_problems(self, uploads: Path, rows: dict) -> list[KbProblem]:
+        problems = self._settle_leftovers(uploads, rows, repair=False)
+        for path in sorted(uploads.iterdir()):
+            if not path.is_file() or path.suffix.lower() not in EXTENSIONS:
+                continue
+            row = rows.get(path.name)
+            if row is None:
+                problems.append(KbProblem("unindexed_upload", path.name, (
+                    f"{path} is in the uploads folder but not in the index (an upload or a removal that was "
+                    f"killed halfway?); --repair moves it to {_unindexed(uploads)}: upload it again to index it.")))
+            elif _file_sha256(path) != row["sha256"]:
+                problems.append(KbProblem("changed_upload", path.name, (
+                    f"{path} is not the file the index holds for {path.name} (a metadata fix would ingest it); "
+                    f"upload the right one again, or `fazhi ingest {shlex.quote(str(path))}` to take this one.")))
+        for name, row in sorted(rows.items()):
+            source = Path(row.get("source") or "")
+            if source.parent == Path(os.path.abspath(uploads)) and not source.exists():
+                problems.append(KbProblem("missing_upload", name, (
+                    f"{name} was uploaded to {uploads} but its file is gone; the index still answers from its "
+                    f"stored text, but its metadata cannot be fixed. `fazhi kb remove {shlex.quote(name)}` (or DELETE "
+                    f"/api/reports/{name}) removes it, or upload it again.")))
+        return problems
+
+    def _repair(self, survey: dict, problems: list[KbProblem], uploads: Path | None) -> None:
+        """Mend the problems found: settle staged uploads, then drop duplicate names, rebuild broken rows,
+        delete stray chunks, and commit the rows with a fresh version (the search index built anew)."""
+        rows = survey["manifest"]["reports"]
+        if uploads is not None and uploads.is_dir():
+            self._settle_leftovers(uploads, rows, repair=True)
+        kinds = {p.kind for p in problems}
+        if kinds - _UPLOAD_KINDS:
+            reports = dict(rows)
+            by_bytes: dict[str, list[str]] = defaultdict(list)
+            for name, row in rows.items():
+                by_bytes[row["sha256"]].append(name)
+            for names in by_bytes.values():
+                for name in _first_ingested(names, rows)[1:]:
+                    del reports[name]
+            broken = {p.subject for p in problems if p.kind in ("missing_text", "chunk_count")}
+            for name in sorted(broken & set(reports)):
+                row = reports[name]
+                rebuilt = self._rebuilt_row(row, survey["chunks"])
+                held = len(survey["chunks"].get((row["version"], name), []))
+                if rebuilt is not None:
+                    reports[name] = rebuilt
+                elif held:  # no text to rebuild from: the manifest names what is there
+                    reports[name] = {**row, "chunks": held}
+                else:  # nothing of it left
+                    del reports[name]
+            named = {(row["version"], name) for name, row in reports.items()}
+            versions = {row["version"] for row in reports.values()}
+            stray = [cid for (version, file), ids in survey["chunks"].items()
+                     if version in versions and (version, file) not in named for cid in ids]
+            for start in range(0, len(stray), _PAGE):
+                self.vectors.delete(ids=stray[start : start + _PAGE])
+            self._commit(reports, fresh=True)
+        if uploads is not None and uploads.is_dir():
+            manifest_rows = self.manifest()["reports"]
+            for path in sorted(uploads.iterdir()):
+                if path.is_file() and path.suffix.lower() in EXTENSIONS and path.name not in manifest_rows:
+                    _unindexed(uploads).mkdir(exist_ok=True)
+                    for part in (path, sidecar_path(path)):
+                        if part.exists():
+                            os.replace(part, _unindexed(uploads) / part.name)
+
+    def _rebuilt_row(self, row: dict, chunks: dict) -> dict | None:
+        """The row with its text stored and its chunks embedded again, from the stored text or its
+        unchanged file; None when neither is left."""
+        name = row["file"]
+        got = self._meta.get(ids=[_REPORT_TEXT_PREFIX + row["version"]], include=["documents"])
+        text = got["documents"][0] if got["ids"] else None
+        source = Path(row["source"]) if row.get("source") else None
+        if text is None and source is not None and source.is_file():
+            try:
+                loaded = load_report(source, max_bytes=self.max_file_bytes, file=name)
+            except BadFileError:
+                loaded = None
+            if loaded is not None and loaded.sha256 == row["sha256"]:
+                text = loaded.text
+        if text is None:
+            return None
+        report = LoadedReport(file=name, path=source or Path(name), text=text, sha256=row["sha256"],
+                              encoding=row["encoding"])
+        meta = ReportMeta(district=row["district"], year=row["year"] or None, body=row["body"], title=row["title"])
+        version = report_version(report, meta)  # the row's own, unless it was made by an older version
+        rebuilt = self._versioned_chunks(report, meta, version)
+        self._add_chunks(rebuilt, IngestSummary(), None)
+        expected = {c.metadata[schema.CHUNK_ID] for c in rebuilt}
+        extra = [cid for cid in chunks.get((version, name), []) if cid not in expected]
+        if extra:
+            self.vectors.delete(ids=extra)
+        self._store_report_texts([(version, report)])
+        return {**row, "version": version, "chunks": len(rebuilt)}
+
+    def _commit(self, reports: dict, fresh: bool = False) -> None:
+        """Swap in a manifest of these rows, its search index built first, then collect the garbage.
+
+        `fresh` gives it a version never used before, so every process builds its search index anew.
+        """
+        version = _manifest_version(reports)
+        if fresh:
+            version = hashlib.sha256(f"{version}:{uuid.uuid4().hex}".encode()).hexdigest()[:16]
+        manifest = {"version": version, "pending": True, "reports": reports}
         self._search_index(manifest, must_save=True)  # built before the swap, so readers find it ready
         self._known_versions.add(manifest["version"])
         self._commit_manifest(manifest)
@@ -542,6 +969,7 @@ class KnowledgeBase:
             present = set(self.vectors.get(ids=[c.metadata[schema.CHUNK_ID] for c in batch], include=[])["ids"])
             missing = [c for c in batch if c.metadata[schema.CHUNK_ID] not in present]
             if missing:
+                self._check_disk_space()
                 self.vectors.add_documents(
                     [Document(page_content=indexed_text(c), metadata=c.metadata) for c in missing],
                     ids=[c.metadata[schema.CHUNK_ID] for c in missing],
@@ -587,12 +1015,12 @@ class KnowledgeBase:
             lock.acquire()
         except filelock.Timeout as err:
             raise IngestBusyError(
-                "另一个导入正在进行: another ingest holds the lock "
-                f"{self.lock_path}; wait for it to finish, then run `fazhi ingest` again."
+                "另一个导入正在进行: another ingest is changing this knowledge base; wait for it to finish "
+                "(uploads take seconds, `fazhi ingest` of a folder minutes), then try again."
             ) from err
         except OSError as err:
             raise IngestError(
-                f"Cannot take the ingest lock {self.lock_path} ({err.strerror}): the data folder must be "
+                f"Cannot take the ingest lock in the data folder ({err.strerror}): the data folder must be "
                 "writable and have free space; nothing was changed."
             ) from err
         try:
@@ -635,7 +1063,7 @@ class KnowledgeBase:
                 raise IngestBusyError(
                     f"另一个导入正在进行: {holder['owner'].rsplit(':', 1)[0]} is ingesting into this knowledge "
                     f"base (a data folder sharing its Chroma store) for up to {holder['until'] - time.time():.0f} s "
-                    "more; wait for it to finish, then run `fazhi ingest` again."
+                    "more; wait for it to finish, then try again."
                 )
             if attempt == "take":
                 self._renew_lease()
@@ -664,3 +1092,93 @@ def _process_alive(pid: int) -> bool:
 def _manifest_version(reports: dict) -> str:
     pairs = sorted((file, row["version"]) for file, row in reports.items())
     return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:16]
+
+
+def _report_sources(paths: list, root: Path | None, summary: IngestSummary) -> list[ReportSource]:
+    """The sources to ingest, a file given twice once; files of one name are refused (in summary)."""
+    by_name: dict[str, list[ReportSource]] = {}
+    for item in paths:
+        if not isinstance(item, ReportSource):
+            path = Path(item)
+            item = ReportSource(path.relative_to(root).as_posix() if root else path.name, path)
+        same = by_name.setdefault(item.name, [])
+        if all(os.path.realpath(s.path) != os.path.realpath(item.path) for s in same):
+            same.append(item)
+    for name, same in by_name.items():
+        if len(same) > 1:
+            summary.fail(name, BadFileError(
+                f"{name}: {len(same)} files of this ingest have that name ({', '.join(str(s.path) for s in same)}); "
+                "none of them was ingested. Ingest their common folder instead (`fazhi ingest FOLDER` names each "
+                "by its path under it), or rename one."))
+    return [same[0] for same in by_name.values() if len(same) == 1]
+
+
+def _duplicate(file: str, other: str, in_this_call: bool) -> DuplicateReportError:
+    where = "in this ingest" if in_this_call else "already in the knowledge base"
+    return DuplicateReportError(
+        f"{file}: 内容重复 — the same bytes as report '{other}' {where}, so it was not added a second time "
+        f"(its figures would count twice). To keep it as '{file}' instead, remove '{other}' first "
+        f"(`fazhi kb remove {shlex.quote(other)}`, or DELETE /api/reports/{other}), then ingest or upload it again."
+    )
+
+
+def _first_ingested(names: list[str], rows: dict) -> list[str]:
+    """Names of one content, the one to keep first: the earliest ingested, then by name."""
+    return sorted(names, key=lambda n: (rows[n].get("ingested_at", ""), n))
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _settle_file(staged: Path, final: Path, row: dict | None) -> None:
+    """Move a staged file to its final path if the manifest row names its bytes, else delete it."""
+    if not staged.exists():
+        return
+    if row is not None and _file_sha256(staged) == row["sha256"]:
+        os.replace(staged, final)
+    else:
+        staged.unlink()
+
+
+def _leftovers(folder: Path) -> list[tuple[Path, str, str, int | None, float]]:
+    """(path, kind, report name, pid, mtime) of the uploads to folder staged (or, by the old code,
+    kept as NAME.previous) and not settled yet, oldest first."""
+    candidates = []
+    for where, patterns in ((_staging(folder), [(_STAGED, "staged_upload")]),
+                            (folder, [(_OLD_STAGED, "staged_upload"), (_PREVIOUS, "previous_upload")])):
+        if where.is_dir():
+            candidates += [(path, match, kind) for path in where.iterdir() for pattern, kind in patterns
+                           if (match := pattern.fullmatch(path.name))]
+    found = []
+    for path, match, kind in candidates:
+        try:
+            if not path.is_file():
+                continue
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:  # moved into place meanwhile by the upload that staged it
+            continue
+        pid = match.groupdict().get("pid")
+        found.append((path, kind, match["name"], int(pid) if pid else None, mtime))
+    return sorted(found, key=lambda f: f[4])
+
+
+def _in_progress(pid: int | None, mtime: float) -> bool:
+    """Whether a staged upload may still be in the hands of its process (alive, and the file young)."""
+    return pid is not None and _process_alive(pid) and time.time() - mtime < _STAGED_STALE_S
+
+
+def staged_path(final: Path, pid: int | None = None) -> Path:
+    """Where an upload to `final` is staged (its folder created): <folder>.staging/<pid>-<tag>-<name>."""
+    staging = _staging(final.parent)
+    staging.mkdir(parents=True, exist_ok=True)
+    return staging / f"{pid or os.getpid()}-{uuid.uuid4().hex[:8]}-{final.name}"
+
+
+def _staging(uploads: Path) -> Path:
+    return uploads.with_name(uploads.name + ".staging")
+
+
+def _unindexed(uploads: Path) -> Path:
+    return uploads.with_name(uploads.name + ".unindexed")

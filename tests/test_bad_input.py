@@ -45,6 +45,7 @@ BAD_FILES = [
     ("locked.pdf", None, "password-protected"),
     ("scan.pdf", None, "no text layer"),
     ("fake.pdf", b"%PDF-1.7 not really " * 20, "the PDF is damaged"),
+    ("one-line.txt", "全年调解矛盾纠纷1.16万件，调解成功率为99.8%。".encode() * 5000, "no line break"),  # 135,000 characters
 ]
 
 
@@ -198,8 +199,8 @@ def test_upload_names_are_sanitised(tmp_path, filename, expected):
 
 def test_shell_and_overlong_names_upload_into_the_reports_folder(own, tmp_path):
     pipeline, client = own
-    for filename in ("a;rm -rf ~;$(reboot)`id`|x&.txt", "荣" * 300 + ".txt"):
-        r = upload(client, filename, UPLOAD_REPORT.encode())
+    for n, filename in enumerate(("a;rm -rf ~;$(reboot)`id`|x&.txt", "荣" * 300 + ".txt")):
+        r = upload(client, filename, UPLOAD_REPORT.replace("865件", f"86{n}件").encode())  # two reports, not one twice
         assert r.status_code == 201, r.text
         assert (pipeline.settings.data_dir / "reports" / r.json()["file"]).is_file()
     assert len(kept_uploads(pipeline)) == 2
@@ -282,3 +283,13 @@ def test_loaded_text_of_an_upload_is_what_was_sent(own):
     assert upload(client, "ok.txt", UPLOAD_REPORT.encode()).status_code == 201
     path = pipeline.settings.data_dir / "reports" / "ok.txt"
     assert load_report(path, max_bytes=MB).text == UPLOAD_REPORT
+
+
+def test_a_utf16_upload_without_a_byte_order_mark_is_ingested_and_answers(own):
+    """Saved as "Unicode" (UTF-16 LE) by Notepad without a BOM: before, refused as binary."""
+    pipeline, client = own
+    r = upload(client, "bishan.txt", UPLOAD_REPORT.encode("utf-16-le"))
+    assert r.status_code == 201, r.text
+    assert r.json()["report"]["district"] == "璧山区" and r.json()["report"]["year"] == 2024
+    answer = client.post("/api/ask", json={"question": "璧山区2024年办理法律援助案件多少件？"}).json()
+    assert "865件" in answer["answer"] and {c["file"] for c in answer["citations"]} == {"bishan.txt"}

@@ -10,6 +10,8 @@ bind mount inside `unshare -rm` where the machine allows it, and an injected OSE
 from __future__ import annotations
 
 import errno
+import hashlib
+import io
 import json
 import shutil
 import signal
@@ -33,6 +35,7 @@ from rag.components import build_chat_model_factories
 from rag.errors import IndexUnavailableError, IngestBusyError, IngestError, LLMUnavailableError
 from rag.search_index import SearchIndex
 from rag.pipeline import Pipeline
+from rag.report_files import ReportFiles
 from rag.settings import load_settings
 from rag.store import KnowledgeBase
 from tests.chaos.worker import SlowFakeEmbedding, census, chroma_client
@@ -149,6 +152,7 @@ def _kill_and_rerun(data: Path, files: list[Path], where: list[str]) -> dict:
     events = _finish(_worker(data, "killed-ingest", *where, _ingest_arg(files), f"census={QUESTION}"))
     seen["rerun"] = next(e for e in events if e["event"] == "ingested")
     seen["census"] = next(e for e in events if e["event"] == "census")
+    seen["check"] = kb.check()
     try:
         seen["after_rerun"] = _said(pipeline.ask(QUESTION))
     except IndexUnavailableError as err:
@@ -177,6 +181,7 @@ def test_rerun_after_sigkill_finishes_without_duplicates_or_orphans(killed_inges
     assert set(counts["manifest"]) == set(seen["files"]) and sum(counts["manifest"].values()) == rerun["chunks_total"]
     _agrees(counts)
     assert counts["search_saved"] and RONGCHANG in counts["keyword_hits"] and counts["dense_hits"]
+    assert seen["check"].ok, seen["check"].as_dict()
 
 
 def test_after_the_rerun_this_process_answers_from_the_new_index_or_says_to_restart(killed_ingest):
@@ -194,6 +199,116 @@ def test_second_ingest_while_one_runs_is_refused_with_409(killed_ingest):
     assert "另一个导入正在进行" in str(seen["busy"]) and seen["busy"].http_status == 409
     status, body = seen["upload"]
     assert status == 409 and body["error"] == "IngestBusyError" and "fazhi ingest" in body["detail"]
+
+
+# ---- an upload that replaces a report, killed or interrupted halfway -----------------------------
+
+# A process that uploads one report as `fazhi serve` would: argv is ROOT DATA NAME SOURCE MODE, where
+# MODE "slow" embeds slowly (to be killed from outside) and "die-at-commit" SIGKILLs itself right
+# after the manifest names the new bytes, before anything else happens.
+_UPLOADER = """
+import os, signal, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from tests.chaos.worker import SlowFakeEmbedding, chroma_client, emit
+from rag.pipeline import Pipeline
+from rag.report_files import ReportFiles
+from rag.settings import load_settings
+from rag.store import KnowledgeBase
+
+data, name, source, mode = Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]), sys.argv[5]
+kb = KnowledgeBase(chroma_client(data, ""), SlowFakeEmbedding(size=32, delay=0.3 if mode == "slow" else 0),
+                   collection="uploads", index_dir=data / "search", lock_path=data / "ingest.lock", embed_batch_size=4)
+if mode == "die-at-commit":
+    commit = kb._commit_manifest
+
+    def commit_then_die(manifest):
+        commit(manifest)
+        if not manifest["pending"]:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    kb._commit_manifest = commit_then_die
+files = ReportFiles(Pipeline(load_settings(overrides={"data_dir": str(data), "llm.provider": "extractive"}), kb))
+with source.open("rb") as upload:
+    added = files.add(name, upload, progress=lambda file, done, total: emit("batch", done=done, total=total))
+emit("uploaded", **added["summary"])
+"""
+
+
+def _uploader(data: Path, name: str, source: Path, mode: str) -> subprocess.Popen:
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.Popen([sys.executable, "-c", _UPLOADER, str(root), str(data), name, str(source), mode],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("kill", ["while-embedding", "after-the-commit"])
+def test_a_replacing_upload_killed_halfway_leaves_the_file_the_index_names(tmp_path, kill):
+    """SIGKILL while the new bytes embed (the old ones stay), or just after the commit (the new ones win).
+
+    After the restart (this process, on the same data folder), the first change to the uploads, a
+    metadata fix, first finishes or rolls back the swap, then ingests the confirmed bytes; a removal
+    then leaves nothing behind.
+    """
+    data, old, new = tmp_path / "data", tmp_path / "old.txt", tmp_path / "new.txt"
+    old.write_text(UPLOAD_REPORT, encoding="utf-8")
+    new.write_text(UPLOAD_REPORT.replace("865件", "866件") * 20, encoding="utf-8")
+    _finish(_uploader(data, "bishan.txt", old, "fast"))
+    worker = _uploader(data, "bishan.txt", new, "slow" if kill == "while-embedding" else "die-at-commit")
+    if kill == "while-embedding":
+        batches = 0
+        for line in worker.stdout:
+            batches += line.startswith('{"event": "batch"')
+            if batches == 2:
+                break
+        assert batches == 2, worker.stderr.read()[-3000:]
+        worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=120)
+    assert worker.returncode == -signal.SIGKILL, worker.stderr.read()[-3000:]
+    confirmed = old if kill == "while-embedding" else new
+
+    pipeline = Pipeline(_settings(data), _kb(data, "uploads"))
+    files, folder = ReportFiles(pipeline), data / "reports"
+    assert pipeline.kb.manifest()["reports"]["bishan.txt"]["sha256"] == _sha256(confirmed)
+    left = {p.kind for p in pipeline.kb_check().problems}
+    assert left <= {"orphan_chunks", "pending", "staged_upload", "changed_upload"} and "staged_upload" in left
+    fixed = files.fix("bishan.txt", district="铜梁区")
+    assert fixed["report"]["district"] == "铜梁区"
+    assert sorted(p.name for p in folder.iterdir()) == ["bishan.txt", "bishan.txt.meta.yaml"]
+    assert not any((data / "reports.staging").iterdir())
+    assert _sha256(folder / "bishan.txt") == _sha256(confirmed)
+    assert pipeline.kb.report_text("bishan.txt") == confirmed.read_text(encoding="utf-8")
+    assert pipeline.kb_check().ok
+    files.remove("bishan.txt")
+    assert list(folder.iterdir()) == [] and pipeline.kb_check().ok
+
+
+@pytest.mark.parametrize("where", ["embedding", "collecting-garbage"])
+def test_a_replacing_upload_interrupted_in_this_process_leaves_the_file_the_index_names(tmp_path, monkeypatch, where):
+    """A KeyboardInterrupt before the commit (the old bytes stay) or after it (the new ones win)."""
+    data = tmp_path / "data"
+    pipeline = Pipeline(_settings(data), make_kb(data))
+    files, folder = ReportFiles(pipeline), data / "reports"
+    old, new = UPLOAD_REPORT.encode(), UPLOAD_REPORT.replace("865件", "866件").encode()
+    files.add("bishan.txt", io.BytesIO(old))
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(*((pipeline.kb.vectors, "add_documents") if where == "embedding"
+                          else (pipeline.kb, "_collect_garbage")), interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        files.add("bishan.txt", io.BytesIO(new))
+    monkeypatch.undo()
+    assert sorted(p.name for p in folder.iterdir()) == ["bishan.txt"]
+    assert not any((data / "reports.staging").iterdir())
+    assert (folder / "bishan.txt").read_bytes() == (old if where == "embedding" else new)
+    assert _sha256(folder / "bishan.txt") == pipeline.kb.manifest()["reports"]["bishan.txt"]["sha256"]
+    assert {p.kind for p in pipeline.kb_check().problems} <= {"orphan_chunks", "orphan_text", "pending"}
+    assert pipeline.kb_check(repair=True).ok and pipeline.kb_check().ok
 
 
 # ---- questions while an ingest runs in this process ------------------------------------------
@@ -249,6 +364,7 @@ def test_questions_during_an_ingest_see_the_old_or_the_new_index(tmp_path, seeds
     assert NEW_FIGURE in new[0] and new != old
     assert len(during) >= 3 and set(during) <= {old, new}, {a[0] for a in during}
     _agrees(census(kb, QUESTION))
+    assert kb.check().ok
 
 
 # ---- LLM servers that die, hang or send garbage --------------------------------------------
@@ -500,6 +616,7 @@ def test_write_failure_during_ingest_is_clear_and_the_old_index_answers(
     monkeypatch.undo()
     assert len(kb.ingest(files).new) == 3
     _agrees(census(kb, QUESTION))
+    assert kb.check().ok
 
 
 def _in_namespace(script: str, folder: Path, timeout: float = 180) -> list[dict]:
@@ -518,7 +635,8 @@ def test_disk_full_on_a_real_tiny_filesystem(tmp_path, seeds_copy):
     worker = f"{sys.executable} {WORKER} {data} tiny"
     events = _in_namespace(
         f"mount -t tmpfs -o size=4m tmpfs {data}\n"
-        f"{worker} {_ingest_arg(files[2:4])} census={QUESTION} fill=60000 {_ingest_arg(files)} census={QUESTION} "
+        f"{worker} margin=1000000 {_ingest_arg(files[2:4])} census={QUESTION} fill=60000 {_ingest_arg(files)} "
+        f"census={QUESTION} "
         f"unfill {_ingest_arg(files)} census={QUESTION}",
         data,
     )
@@ -529,6 +647,61 @@ def test_disk_full_on_a_real_tiny_filesystem(tmp_path, seeds_copy):
     _agrees(after_error)
     assert len(after_rerun["manifest"]) == 5
     _agrees(after_rerun)
+
+
+def test_a_disk_filling_during_an_ingest_stops_it_before_chroma_fails(tmp_path, seeds_copy):
+    """The ingest stops at the batch that would leave less than the margin free: Chroma never meets
+    a full disk, so this process and a restarted one answer from the old index; freeing space and
+    ingesting again completes it."""
+    data, files = tmp_path / "data", _files(seeds_copy)
+    data.mkdir()
+    worker = f"{sys.executable} {WORKER} {data} tiny"
+    events = _in_namespace(
+        f"mount -t tmpfs -o size=8m tmpfs {data}\n"
+        f"{worker} margin=2000000 {_ingest_arg(files[2:4])} census={QUESTION} fill=2300000 "
+        f"{_ingest_arg(files)} census={QUESTION} ask={QUESTION}\n"
+        f"{worker} margin=2000000 census={QUESTION} ask={QUESTION} unfill {_ingest_arg(files)} census={QUESTION}",
+        data,
+    )
+    error = next(e for e in events if e["event"] == "error")
+    assert error["kind"] == "IngestError" and "Free disk space" in error["message"], error
+    assert any(e["event"] == "batch" for e in events[: events.index(error)]), "it stopped during, not before"
+    before, after_error, restarted, after_rerun = [e for e in events if e["event"] == "census"]
+    def answering(census: dict) -> dict:  # the chunks the stopped ingest embedded wait, unreferenced, for its rerun
+        return {key: census[key] for key in ("version", "manifest", "search", "keyword_hits")}
+
+    assert answering(after_error) == answering(restarted) == answering(before) and RONGCHANG in before["keyword_hits"]
+    answers, healths = [e for e in events if e["event"] == "answer"], [e for e in events if e["event"] == "health"]
+    assert len(answers) == 2 and all(FIGURE in a["text"] for a in answers) and all(h["ok"] for h in healths)
+    assert len(after_rerun["manifest"]) == 5
+    _agrees(after_rerun)
+
+
+def test_a_store_chroma_cannot_read_is_a_503_with_the_reason_until_it_can(tmp_path, seeds_copy, monkeypatch):
+    """A disk that fills under Chroma's own writes (no margin, or another program filling it) can
+    leave a store that a restarted process cannot read: Chroma's compactor fails every read, as seen
+    on a real tmpfs. Injected at that read: questions get 503 saying to free space (it was a 500),
+    /healthz says so (it said ok), and both recover once reads work, without a restart."""
+    from chromadb.errors import InternalError as ChromaInternalError
+
+    settings = _settings(tmp_path / "data")
+    kb = make_kb(settings.data_dir)
+    kb.ingest(_files(seeds_copy))
+    client = TestClient(create_app(Pipeline(settings, kb), ui=False))
+    collection_get = type(kb._chunks).get
+
+    def unreadable(*args, **kwargs):
+        raise ChromaInternalError("Error executing plan: Error sending backfill request to compactor: "
+                                  "Failed to apply logs to the metadata segment")
+
+    monkeypatch.setattr(type(kb._chunks), "get", unreadable)
+    monkeypatch.setattr(type(kb), "_free_bytes", lambda self: 40 * 1024)
+    asked, health = client.post("/api/ask", json={"question": QUESTION}), client.get("/healthz")
+    assert asked.status_code == 503 and "free disk space" in asked.json()["detail"], asked.text
+    assert health.status_code == 503 and "disk of the data folder is full" in health.json()["problems"][0]
+    monkeypatch.setattr(type(kb._chunks), "get", collection_get)
+    assert FIGURE in client.post("/api/ask", json={"question": QUESTION}).json()["answer"]
+    assert client.get("/healthz").status_code == 200
 
 
 def test_read_only_data_folder_refuses_ingest_and_still_answers(tmp_path, seeds_copy):

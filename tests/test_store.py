@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 import time
 
 import pytest
+from fastapi.testclient import TestClient
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from rag import schema
-from rag.errors import IngestBusyError, IngestError
+from rag.api import create_app
+from rag.errors import DuplicateReportError, IngestBusyError, IngestError
+from rag.loading import load_report
+from rag.metadata import report_metadata
+from rag.pipeline import Pipeline, report_files
 from rag.search_index import SearchIndex
-from rag.metadata import write_sidecar
-from rag.store import LEASE_ID, KnowledgeBase
-from tests.conftest import make_kb
+from rag.store import LEASE_ID, KnowledgeBase, report_version
+from tests.conftest import SEEDS, UPLOAD_REPORT, make_kb
+from tests.test_api import RONGCHANG, own_pipeline
 
 
 def _files(folder):
@@ -204,18 +210,138 @@ def test_a_comparison_embeds_its_question_once(tmp_path, seeds_copy):
     assert asked == [route.question]
 
 
-def test_identical_files_under_two_names_are_both_indexed(tmp_path, seeds_copy):
+def test_identical_files_in_one_ingest_keep_the_first_name_only(tmp_path, seeds_copy):
     first = _files(seeds_copy)[0]
     twin = seeds_copy / f"copy-of-{first.name}"
     twin.write_bytes(first.read_bytes())
-    for path in (first, twin):  # the same text and the same metadata: one version
-        write_sidecar(path, district="九龙坡区", year=2025, title="九龙坡区2025年法治政府建设情况报告")
     kb = make_kb(tmp_path)
     summary = kb.ingest([first, twin])
-    assert sorted(summary.new) == sorted([first.name, twin.name]) and not summary.failed
-    rows = {r["file"]: r["chunks"] for r in kb.reports()}
-    assert rows[first.name] == rows[twin.name] == summary.chunks_embedded / 2 > 0
-    assert kb.report_text(twin.name) == kb.report_text(first.name)
+    assert summary.new == [first.name] and list(summary.failed) == [twin.name]
+    assert f"'{first.name}'" in summary.failed[twin.name] and "in this ingest" in summary.failed[twin.name]
+    assert [r["file"] for r in kb.reports()] == [first.name]
+    assert kb.check().ok
+
+
+def test_the_same_content_under_a_second_name_is_refused_naming_the_first(settings, seeds_copy):
+    """`fazhi ingest DIR/sub`, then `fazhi ingest DIR`: the same bytes as "a.txt", then as "sub/a.txt"."""
+    folder = settings.data_dir.parent / "given"
+    (folder / "sub").mkdir(parents=True)
+    seeds = _files(seeds_copy)
+    shutil.copy(seeds[0], folder / "sub" / "a.txt")
+    shutil.copy(seeds[1], folder / "b.txt")
+    pipeline = Pipeline(settings, make_kb(settings.data_dir))
+    assert pipeline.ingest([folder / "sub"]).new == ["a.txt"]
+    summary = pipeline.ingest([folder])
+    assert summary.new == ["b.txt"] and list(summary.failed) == ["sub/a.txt"]  # the rest goes on
+    reason, error = summary.failed["sub/a.txt"], summary.errors["sub/a.txt"]
+    assert isinstance(error, DuplicateReportError) and error.http_status == 409 and str(error) == reason
+    assert "'a.txt'" in reason and "fazhi kb remove a.txt" in reason and "DELETE /api/reports/a.txt" in reason
+    assert pipeline.kb_check().ok
+    # nothing is frozen: the first name goes, and the same bytes come back under the second
+    pipeline.remove_report("a.txt")
+    again = pipeline.ingest([folder])
+    assert again.new == ["sub/a.txt"] and again.unchanged == ["b.txt"] and not again.failed
+    assert [r["file"] for r in pipeline.reports()] == ["b.txt", "sub/a.txt"]
+    assert {d.metadata[schema.FILE] for d in pipeline.kb.chunks()} == {"b.txt", "sub/a.txt"}
+    assert pipeline.kb_check().ok
+
+
+def test_two_names_never_share_a_version_so_never_chunk_ids(seeds_copy):
+    path = _files(seeds_copy)[0]
+    first, second = (load_report(path, max_bytes=2**20, file=name) for name in ("a.txt", "sub/a.txt"))
+    meta = report_metadata(first)
+    assert report_version(first, meta) != report_version(second, meta)
+    kb = make_kb(seeds_copy.parent / "data")
+    ids = [{c.metadata[schema.CHUNK_ID] for c in kb._versioned_chunks(r, meta, report_version(r, meta))}
+           for r in (first, second)]
+    assert ids[0] and not ids[0] & ids[1]
+
+
+def test_an_upload_of_a_report_already_there_under_another_name_is_409(tmp_path):
+    pipeline = own_pipeline(tmp_path)
+    client = TestClient(create_app(pipeline, ui=False))
+    seed = (SEEDS / RONGCHANG).read_bytes()
+    r = client.post("/api/reports", files={"file": ("rongchang.txt", seed, "text/plain")})
+    assert r.status_code == 409 and r.json()["error"] == "DuplicateReportError"
+    assert f"'{RONGCHANG}'" in r.json()["detail"] and f"DELETE /api/reports/{RONGCHANG}" in r.json()["detail"]
+    assert list((pipeline.settings.data_dir / "reports").iterdir()) == []
+    assert [row["file"] for row in pipeline.reports()] == [RONGCHANG]
+    assert pipeline.kb_check().ok
+
+
+@pytest.mark.parametrize("given", [["a", "b"], ["a/x.txt", "b/x.txt"], ["a", "b", "a/x.txt", "b"]],
+                         ids=["two-folders", "two-files", "given-twice"])
+def test_files_of_one_name_in_two_folders_are_both_kept(settings, seeds_copy, given):
+    seeds = _files(seeds_copy)
+    for folder, seed in (("a", seeds[0]), ("b", seeds[1])):
+        (seeds_copy / folder).mkdir()
+        shutil.copy(seed, seeds_copy / folder / "x.txt")
+    pipeline = Pipeline(settings, make_kb(settings.data_dir))
+    summary = pipeline.ingest([seeds_copy / path for path in given])
+    assert summary.new == ["a/x.txt", "b/x.txt"] and not summary.failed
+    assert [r["file"] for r in pipeline.reports()] == ["a/x.txt", "b/x.txt"]
+    assert pipeline.kb_check().ok
+
+
+def test_one_folder_or_files_of_one_folder_are_named_as_before(seeds_copy):
+    files, folder = _files(seeds_copy), seeds_copy.parent
+    assert [s.name for s in report_files([seeds_copy], [".txt"])] == [f.name for f in files]
+    assert [s.name for s in report_files(files[:2], [".txt"])] == [f.name for f in files[:2]]
+    assert [s.name for s in report_files([folder], [".txt"])] == [f"{seeds_copy.name}/{f.name}" for f in files]
+
+
+def test_two_files_of_one_name_given_to_the_knowledge_base_are_refused_naming_both(tmp_path, seeds_copy):
+    seeds = _files(seeds_copy)
+    paths = []
+    for folder, seed in (("a", seeds[0]), ("b", seeds[1])):
+        (tmp_path / folder).mkdir()
+        paths.append(shutil.copy(seed, tmp_path / folder / "x.txt"))
+    kb = make_kb(tmp_path / "data")
+    summary = kb.ingest(paths + seeds[2:3])
+    assert summary.new == [seeds[2].name] and list(summary.failed) == ["x.txt"]
+    assert all(str(p) in summary.failed["x.txt"] for p in paths)
+    assert kb.check().ok
+
+
+class _CountingEmbeddings(DeterministicFakeEmbedding):
+    embedded: list = []
+
+    def embed_documents(self, texts):
+        self.embedded.extend(texts)
+        return super().embed_documents(texts)
+
+
+def test_a_file_over_the_chunk_cap_is_refused_before_embedding(tmp_path, seeds_copy):
+    """The seeds chunk into 34, 48, 30, 38 and 27 chunks; a cap of 30 lets two of them in."""
+    embeddings = _CountingEmbeddings(size=32, embedded=[])
+    kb = make_kb(tmp_path, embeddings, max_chunks_per_file=30)
+    files = _files(seeds_copy)
+    summary = kb.ingest(files)
+    assert summary.new == [files[2].name, files[4].name]
+    assert list(summary.failed) == [files[0].name, files[1].name, files[3].name]
+    reason = summary.failed[files[1].name]
+    assert reason.startswith(files[1].name) and "48 chunks" in reason and "30" in reason
+    assert "ingest.max_chunks_per_file" in reason and "split" in reason
+    assert len(embeddings.embedded) == summary.chunks_embedded == summary.chunks_total == 57
+    assert kb.check().ok
+
+
+def test_the_chunk_cap_is_a_setting(settings, seeds_copy):
+    assert settings.ingest.max_chunks_per_file == 2000
+    capped = settings.with_overrides({"ingest.max_chunks_per_file": 30})
+    pipeline = Pipeline.from_settings(capped, embeddings=DeterministicFakeEmbedding(size=32))
+    summary = pipeline.ingest([seeds_copy])
+    assert len(summary.new) == 2 and "ingest.max_chunks_per_file" in summary.failed["001_467031b72275275f.txt"]
+
+
+def test_an_upload_over_the_chunk_cap_is_refused_and_not_kept(tmp_path):
+    pipeline = own_pipeline(tmp_path)
+    pipeline.kb.max_chunks_per_file = 5
+    client = TestClient(create_app(pipeline, ui=False))
+    r = client.post("/api/reports", files={"file": ("long.txt", (UPLOAD_REPORT * 10).encode(), "text/plain")})
+    assert r.status_code == 415 and "ingest.max_chunks_per_file" in r.json()["detail"]
+    assert list((pipeline.settings.data_dir / "reports").iterdir()) == []
+    assert pipeline.kb_check().ok
 
 
 def test_chunks_are_read_in_pages(tmp_path, seeds_copy, monkeypatch):

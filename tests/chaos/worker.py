@@ -5,11 +5,13 @@ Run as `python tests/chaos/worker.py DATA_DIR COLLECTION STEP...`, one step an a
     chroma=DIR            (first step only) keep Chroma in DIR instead of DATA_DIR/chroma
     server=PORT           (first step only) use the Chroma server on 127.0.0.1:PORT instead
     delay=0.2             later ingests embed slowly: sleep this long per batch
+    margin=BYTES          ingests stop before a write when the disk has less free (ingest.min_free_mb)
     ingest=A.txt,B.txt    ingest these files (the fake embedder: no model needed)
     fill=60000            write a filler file into DATA_DIR until only this many bytes are free
     unfill                delete the filler file
     readonly              remount DATA_DIR read-only (it must be a bind mount of this mount namespace)
     census=QUERY          count chunks per file in Chroma and the keyword index; search QUERY
+    ask=QUESTION          answer QUESTION through a Pipeline (extractive), then report its health
 
 Each step prints one JSON line (an ingest also one per embedded batch), flushed at once so a
 parent can watch progress and kill the process halfway. A RagError becomes an "error" line and
@@ -34,6 +36,8 @@ from langchain_core.embeddings import DeterministicFakeEmbedding  # noqa: E402
 
 from rag import schema  # noqa: E402
 from rag.errors import RagError  # noqa: E402
+from rag.pipeline import Pipeline  # noqa: E402
+from rag.settings import load_settings  # noqa: E402
 from rag.store import KnowledgeBase  # noqa: E402
 
 BATCH = 4  # chunks per embedding batch: many batches, so a kill lands halfway
@@ -110,6 +114,8 @@ def run(data_dir: Path, collection: str, steps: list[str]) -> None:
         try:
             if name == "delay":
                 embeddings.delay = float(value)
+            elif name == "margin":
+                kb.min_free_bytes = int(value)
             elif name == "ingest":
                 files = [Path(f) for f in value.split(",")]
                 summary = kb.ingest(files, progress=lambda file, done, total: emit("batch", done=done, total=total))
@@ -124,6 +130,13 @@ def run(data_dir: Path, collection: str, steps: list[str]) -> None:
                 emit("unfill", free=shutil.disk_usage(data_dir).free)
             elif name == "census":
                 emit("census", **census(kb, value))
+            elif name == "ask":
+                pipeline = Pipeline(load_settings(overrides={
+                    "data_dir": str(data_dir), "llm.provider": "extractive", "retrieval.dense_weight": 0}), kb)
+                try:
+                    emit("answer", text=pipeline.ask(value).answer)
+                finally:
+                    emit("health", **pipeline.health())
             else:
                 raise SystemExit(f"unknown step {step!r}")
         except RagError as err:
