@@ -2,8 +2,10 @@
 the Gradio UI mounted at "/". Routes parse, call the pipeline, and format; errors become
 4xx/5xx answers carrying the RagError's own message.
 
-Every /api and /v1 request passes the rate limit and (when a key is set) the API-key check
-before its body is read, and no body may exceed its route's size limit.
+With a key set, every route but the public ones (PUBLIC_PATHS, PUBLIC_PREFIXES) needs it,
+whichever framework serves it: in a header, or for the UI's routes a login to the UI. Requests
+that do work, and wrong keys, spend the client's rate limit. All of it is checked before a body is read, and no body may exceed
+its route's size limit.
 """
 
 from __future__ import annotations
@@ -17,15 +19,17 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from itertools import chain
 from typing import Annotated, Any, Callable, Literal
 
 from fastapi import APIRouter, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Mount
 
 from rag.errors import (
     QuestionError,
@@ -45,7 +49,16 @@ DEFAULT_MODEL = "fazhi-qa"
 # OpenAI model id → provider (None: the configured default).
 MODELS: dict[str, str | None] = {DEFAULT_MODEL: None, **{f"{DEFAULT_MODEL}-{p}": p for p in PROVIDERS}}
 SOURCES_HEADING = "来源："
-GUARDED = ("/api", "/v1")       # path prefixes behind the rate limit and the API key
+API_PREFIXES = ("/api", "/v1")  # the scripts' routes: the key opens them, a login to the UI does not
+# With a key set, only these answer without it: health, the API's docs (they hold no data), and the
+# UI's login page with what a browser loads before logging in (Gradio's scripts, styles, fonts, icons).
+PUBLIC_PATHS = frozenset({
+    "/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc",
+    "/", "/login", "/login/", "/logout", "/favicon.ico", "/manifest.json", "/theme.css", "/robots.txt",
+})
+PUBLIC_PREFIXES = ("/assets/", "/static/")
+UPLOAD_PATHS = ("/api/reports", "/gradio_api/upload")  # bodies up to server.max_upload_mb
+KEY_USER = "api-key"            # who the UI takes a request carrying the key for
 MAX_JSON_BYTES = 1 << 20        # a JSON body: a question, its history, filters or a rated answer
 MULTIPART_SLACK = 64 << 10      # an upload's body beyond its file: part headers and boundaries
 
@@ -89,6 +102,8 @@ class AskRequest(BaseModel):
 
 
 class ReportFix(BaseModel):
+    """A correction; a field left out keeps its value, a null one drops the correction (detect it again)."""
+
     district: Annotated[Text, Field(max_length=60)] | None = None
     year: Year | None = None
     title: Annotated[Text, Field(max_length=200)] | None = None
@@ -180,7 +195,7 @@ def _guarded(events: Iterator[str], on_error) -> Iterator[str]:
     try:
         yield from events
     except RagError as err:
-        yield on_error(err.http_status, str(err), type(err).__name__)
+        yield on_error(err.http_status, str(err), _kind(err))
     except Exception as err:  # noqa: BLE001 - the client gets the reason, the server goes on
         yield on_error(500, f"Internal error: {type(err).__name__}: {err}", "InternalError")
 
@@ -204,24 +219,23 @@ def key_matcher(env_name: str) -> Callable[[str], bool] | None:
     return lambda given: hmac.compare_digest(hashlib.sha256(given.encode()).digest(), expected_digest)
 
 
-def _api_key_guard(env_name: str):
-    """A check of a request's API key against $env_name (none set: every request passes)."""
-    matches = key_matcher(env_name)
+def _given_key(request: Request) -> str:
+    """The key a request carries as 'X-API-Key: KEY' or 'Authorization: Bearer KEY' ("" if none)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return request.headers.get("x-api-key") or (token.strip() if scheme.lower() == "bearer" else "")
 
-    def check(request: Request) -> None:
-        if matches is None:
-            return
-        given = request.headers.get("x-api-key") or ""
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer":
-            given = given or token.strip()
-        if not matches(given):
-            raise UnauthorizedError(
-                f"API key missing or wrong: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY' "
-                f"(the server reads it from ${env_name})."
-            )
 
-    return check
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def _kind(err: Exception) -> str:
+    """The error's type for clients: its first class whose name is public ("_Limited" → "RateLimitError")."""
+    return next(cls.__name__ for cls in type(err).__mro__ if not cls.__name__.startswith("_"))
 
 
 class _Limited(RateLimitError):
@@ -279,7 +293,8 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
     settings = pipeline.settings
     files = ReportFiles(pipeline)
     feedback = FeedbackStore.in_data_dir(settings.data_dir)
-    guards = [_rate_guard(settings.server.requests_per_minute), _api_key_guard(settings.server.api_key_env)]
+    rate_limit = _rate_guard(settings.server.requests_per_minute)
+    matches = key_matcher(settings.server.api_key_env)
     app = FastAPI(
         title="fazhi-qa",
         description="Cited answers over 法治政府建设 reports. The chat UI is at /.",
@@ -289,33 +304,16 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
     api = APIRouter(prefix="/api", tags=["api"], max_body_size=MAX_JSON_BYTES)
     v1 = APIRouter(prefix="/v1", tags=["openai"], max_body_size=MAX_JSON_BYTES)
 
-    def too_large(path: str) -> str:
-        if path == "/api/reports":
-            return str(files.too_large())
-        return f"请求体太大：上限 {MAX_JSON_BYTES // 1024} KB。请缩短问题、对话历史或筛选条件。"
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        """Rate limit, API key and a declared body size, all before the body is read.
-
-        The routes' own max_body_size stops a body sent without Content-Length once it grows too large.
-        """
-        path = request.scope["path"]
-        if any(path == prefix or path.startswith(prefix + "/") for prefix in GUARDED):
-            try:
-                for check in guards:
-                    check(request)
-            except RagError as err:
-                headers = {"Retry-After": str(err.retry_after)} if isinstance(err, _Limited) else None
-                return _error_response(request, err.http_status, str(err), type(err).__name__, headers)
-            declared = request.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > (upload_limit if path == "/api/reports" else MAX_JSON_BYTES):
-                return _error_response(request, 413, too_large(path), "RequestTooLargeError")
-        return await call_next(request)
+    def too_large(request: Request) -> JSONResponse:
+        if request.url.path in UPLOAD_PATHS:
+            message = str(files.too_large())
+        else:
+            message = f"请求体太大：上限 {MAX_JSON_BYTES // 1024} KB。请缩短问题、对话历史或筛选条件。"
+        return _error_response(request, 413, message, "RequestTooLargeError")
 
     @app.exception_handler(RagError)
     async def rag_error(request: Request, err: RagError):
-        return _error_response(request, err.http_status, str(err), type(err).__name__)
+        return _error_response(request, err.http_status, str(err), _kind(err))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, err: RequestValidationError):
@@ -323,12 +321,12 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, err: HTTPException):
-        message = str(err.detail)
         if err.status_code == 413:  # a route's max_body_size
-            message = too_large(request.url.path)
-        elif err.status_code == 400:  # FastAPI could not parse the body
+            return too_large(request)
+        message = str(err.detail)
+        if err.status_code == 400:  # FastAPI could not parse the body
             message += ": send UTF-8 JSON (Content-Type: application/json), or a file as multipart/form-data."
-        return _error_response(request, err.status_code, message, type(err).__name__, err.headers)
+        return _error_response(request, err.status_code, message, _kind(err), err.headers)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, err: Exception):
@@ -444,8 +442,44 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
 
     app.include_router(api)
     app.include_router(v1)
-    if ui:
-        _mount_ui(app, pipeline, files, feedback)
+    ui_user = _mount_ui(app, pipeline, files, feedback, matches) if ui else None  # last: "/" takes the rest
+
+    async def authorized(request: Request) -> bool:
+        """No key set, a public path, the key in a header, or (outside /api and /v1) a login to the UI."""
+        path = request.scope["path"]
+        if matches is None or _is_public(path):
+            return True
+        if ui_user is None or _under(path, API_PREFIXES):
+            return matches(_given_key(request))
+        return await ui_user(request) is not None
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        """Key, rate limit and a declared body size, all before the body is read.
+
+        Requests that do work (all of /api and /v1, every other POST) and requests without a valid
+        key spend the client's budget, so keys cannot be guessed at speed through any route. The
+        routes' own max_body_size stops a body sent without Content-Length once it grows too large.
+        """
+        path = request.scope["path"]
+        allowed = await authorized(request)
+        try:
+            if not allowed or _under(path, API_PREFIXES) or request.method not in ("GET", "HEAD"):
+                rate_limit(request)
+            if not allowed:
+                raise UnauthorizedError(
+                    "API key missing or wrong: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY' "
+                    f"(the server reads it from ${settings.server.api_key_env})."
+                )
+        except RagError as err:
+            headers = {"Retry-After": str(err.retry_after)} if isinstance(err, _Limited) else None
+            return _error_response(request, err.http_status, str(err), _kind(err), headers)
+        limit = upload_limit if path in UPLOAD_PATHS else MAX_JSON_BYTES if _under(path, API_PREFIXES) else None
+        declared = request.headers.get("content-length", "")
+        if limit and declared.isdigit() and int(declared) > limit:
+            return too_large(request)
+        return await call_next(request)
+
     return app
 
 
@@ -455,17 +489,34 @@ def _error_response(request: Request, status: int, message: str, kind: str, head
     return JSONResponse({"detail": message, "error": kind}, status_code=status, headers=headers)
 
 
-def _mount_ui(app: FastAPI, pipeline: Pipeline, files: ReportFiles, feedback: FeedbackStore) -> None:
+def _mount_ui(
+    app: FastAPI, pipeline: Pipeline, files: ReportFiles, feedback: FeedbackStore,
+    matches: Callable[[str], bool] | None,
+) -> Callable[[Request], Awaitable[str | None]] | None:
+    """Mount the Gradio UI at "/"; with a key set, return the UI's check of who a request is (None: nobody).
+
+    The key is the UI's password, and a request carrying it in a header counts as logged in, so that
+    scripts and gradio_client can call the UI's named events. Run history is off: its routes would
+    be doors to guard, and the UI does not link to it.
+    """
     import gradio as gr
 
     from ui.app import CSS, build_ui
 
-    server = pipeline.settings.server
-    matches = None if server.ui_public else key_matcher(server.api_key_env)
     gr.mount_gradio_app(
         app, build_ui(pipeline, files=files, feedback=feedback), path="/", css=CSS,
-        footer_links=["gradio", "settings"],
-        max_file_size=f"{int(server.max_upload_mb * 4)}mb",
+        footer_links=["gradio", "settings"], run_history=False, max_file_size=files.max_bytes,
         auth=(lambda _user, password: matches(password)) if matches else None,
-        auth_message=f"请输入 API 密钥（${server.api_key_env}）作为密码，用户名任意。" if matches else None,
+        auth_message=f"请输入 API 密钥（${pipeline.settings.server.api_key_env}）作为密码，用户名任意。" if matches else None,
     )
+    if matches is None:
+        return None
+    ui_app = next(route.app for route in app.routes if isinstance(route, Mount))
+    # Gradio's own check (its session cookie), which its login_check and pages depend on
+    logged_in = next(r.endpoint for r in iter_route_contexts(ui_app.routes) if r.name == "get_current_user")
+
+    async def user(request: Request) -> str | None:
+        return KEY_USER if matches(_given_key(request)) else await logged_in(request)
+
+    ui_app.dependency_overrides[logged_in] = user
+    return user

@@ -79,7 +79,10 @@ def build_chat_model_factories(settings: Settings, local_server=None) -> dict:
         o = settings.llm.openai
         key = os.environ.get(o.api_key_env)
         if not key:
-            raise ConfigError(f"Provider 'openai' needs an API key in the environment variable {o.api_key_env}.")
+            raise ModelUnavailableError(
+                f"Provider 'openai' needs an API key: set the environment variable {o.api_key_env} (its name "
+                "comes from the setting llm.openai.api_key_env) and restart, or ask with another provider."
+            )
         model = ChatOpenAI(
             base_url=o.base_url, model=o.model, api_key=key, temperature=settings.llm.temperature,
             max_tokens=settings.llm.max_tokens, timeout=settings.llm.timeout_s,

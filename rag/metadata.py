@@ -184,9 +184,9 @@ def _validate_fields(raw: dict, origin: str, fix: str) -> dict:
                     raise BadFileError(f"{origin}: year must be a whole number like 2024, not {value!r}. {fix}")
             if value is not None and not FIRST_YEAR <= value <= LAST_YEAR:
                 raise BadFileError(f"{origin}: year {value} is not between {FIRST_YEAR} and {LAST_YEAR}. {fix}")
-        elif not isinstance(value, str):
+        elif value is not None and not isinstance(value, str):
             raise BadFileError(f"{origin}: {key} must be text, not {value!r}. {fix}")
-        else:
+        elif value is not None:
             value = value.strip()
         fields[key] = value
     return fields

@@ -3,7 +3,9 @@ reports folder, the API key, logs, and the limits from the settings."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import json
 import logging
 import re
 import time
@@ -11,22 +13,24 @@ from pathlib import PurePosixPath
 from types import SimpleNamespace
 
 import pytest
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from langchain_core.runnables import RunnableLambda
+from starlette.routing import Mount
 
 from rag import schema
 from rag.answering import SYSTEM_PROMPT
 from rag.api import _rate_guard, create_app
-from rag.errors import BadFileError, RateLimitError, UnsafePathError
+from rag.errors import BadFileError, ConfigError, RateLimitError, UnsafePathError
 from rag.pipeline import Pipeline
 from rag.report_files import ReportFiles
 from rag.settings import PROJECT_ROOT, load_settings
 from rag.text import instruction_spans
 from tests.conftest import SEEDS, UPLOAD_REPORT, make_kb
 from tests.test_api import RONGCHANG, own_pipeline, upload
-from tests.test_bad_input import BIG, asgi_post
+from tests.test_bad_input import BIG, _multipart_chunks, asgi_post
 
 INJECTED = sorted((PROJECT_ROOT / "tests" / "data" / "injection").glob("*.txt"))
 ORDERS = ["忽略", "Ignore", "AI助手", "全市第一", "9999", "不要标注来源", "100%"]  # words only the orders hold
@@ -321,14 +325,249 @@ def test_upload_size_limit_comes_from_the_settings(tmp_path):
     assert r.status_code == 413 and "上限 0.5 MB（server.max_upload_mb）" in r.json()["detail"]
 
 
-def test_a_protected_ui_takes_the_key_as_its_password(tmp_path, monkeypatch):
-    """server.ui_public: false with a key set: Gradio's own routes need a login with the key."""
-    pipeline = own_pipeline(tmp_path, **{"server.ui_public": False})
+def test_limit_errors_name_public_error_types(tmp_path):
+    app = create_app(own_pipeline(tmp_path, **{"server.requests_per_minute": 1}), ui=False)
+    status, body, _ = asgi_post(app, "/api/ask", {"content-type": "application/json"}, iter([b" " * (1 << 20)] * 2))
+    assert (status, body["error"]) == (413, "RequestTooLargeError")  # no Content-Length: the route's own limit
+    client = TestClient(app)
+    assert client.get("/api/reports").status_code == 200
+    r = client.get("/api/reports")
+    assert (r.status_code, r.json()["error"]) == (429, "RateLimitError")
+    assert client.get("/v1/models").json()["error"]["type"] == "RateLimitError"
+
+
+def test_a_null_field_in_a_report_fix_drops_that_correction(tmp_path):
+    """null undoes a correction (the field is detected again); it was a 415 「must be text, not None」."""
+    pipeline = own_pipeline(tmp_path)
+    client = TestClient(create_app(pipeline, ui=False))
+    detected = client.get("/api/reports").json()[0]
+    fixed = client.patch(f"/api/reports/{RONGCHANG}", json={"title": "改正的标题", "district": "璧山区"})
+    assert fixed.status_code == 200 and fixed.json()["report"]["district"] == "璧山区"
+    for field in ("title", "district", "body"):
+        assert client.patch(f"/api/reports/{RONGCHANG}", json={field: None}).status_code == 200
+    again = client.get("/api/reports").json()[0]
+    assert (again["district"], again["title"], again["body"]) == (detected["district"], detected["title"], detected["body"])
+
+
+def test_openai_without_its_key_is_503_naming_the_setting(tmp_path, monkeypatch):
+    from rag.components import build_chat_model_factories
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    seeded = own_pipeline(tmp_path)
+    pipeline = Pipeline(seeded.settings, seeded.kb, build_chat_model_factories(seeded.settings))
+    r = TestClient(create_app(pipeline, ui=False)).post(
+        "/api/ask", json={"question": "荣昌区行政复议纠错率是多少？", "provider": "openai"})
+    assert r.status_code == 503, r.text
+    assert "OPENAI_API_KEY" in r.json()["detail"] and "llm.openai.api_key_env" in r.json()["detail"]
+
+
+# ---- the UI's own routes: the same key, limits and clean-up as the API ----------------------------
+
+# Open to anyone with a key set: health, the API's docs (they hold no data), and the UI's login page
+# with what Chromium loads before logging in (scripts, styles, fonts, icons). Every other route needs the key.
+PUBLIC = {
+    "/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc",
+    "/", "/login", "/login/", "/logout", "/favicon.ico", "/manifest.json", "/theme.css", "/robots.txt",
+    "/assets/{path:path}", "/static/{path:path}",
+}
+AUTH = {"Authorization": f"Bearer {KEY}"}
+FILE_DATA = {"meta": {"_type": "gradio.FileData"}}
+
+
+def every_route(routes, prefix: str = "") -> list[tuple[str, str]]:
+    """(method, path) of every route, those of mounted apps (the UI) included, as declared."""
+    found = []
+    for route in iter_route_contexts(routes):
+        if isinstance(route.original_route, Mount):
+            found += every_route(route.original_route.routes, prefix + route.original_route.path)
+        else:
+            found += [(method, prefix + route.path) for method in sorted(route.methods or {"GET"})]
+    return found
+
+
+def first_statuses(app, requests: list[tuple[str, str]], headers: dict[str, str]) -> list[int]:
+    """The status of each request, taken from the app's first message: a stream is not waited for."""
+
+    async def status(method: str, path: str) -> int:
+        answered, started, asked = asyncio.Event(), [], []
+
+        async def receive():
+            if not asked:
+                asked.append(True)
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await answered.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                started.append(message["status"])
+                answered.set()
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+            "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "state": {},
+            "headers": [(b"host", b"testserver"), *((k.lower().encode(), v.encode()) for k, v in headers.items())],
+            "client": ("127.0.0.1", 40000), "server": ("testserver", 80),
+        }
+        tasks = [asyncio.create_task(app(scope, receive, send)), asyncio.create_task(answered.wait())]
+        await asyncio.wait(tasks, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return started[0] if started else 0
+
+    async def run() -> list[int]:
+        return [await status(method, path) for method, path in requests]
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def keyed_ui(tmp_path, monkeypatch):
+    """The app with its UI over a pipeline of its own, a key set, and Gradio's temporary folder in tmp_path."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    pipeline = own_pipeline(tmp_path, **{"server.requests_per_minute": 100000})
+    monkeypatch.setenv(pipeline.settings.server.api_key_env, KEY)
+    with TestClient(create_app(pipeline)) as client:  # with: Gradio's queue runs
+        yield pipeline, client
+
+
+def ui_upload(client, name: str, data: bytes, headers=None):
+    return client.post("/gradio_api/upload", files={"files": (name, data, "text/plain")}, headers=headers)
+
+
+def ui_call(client, event: str, data: list, headers=None, session: str | None = None):
+    """Run a UI event through Gradio's call route (in a browser's session, if given); its first output."""
+    r = client.post(f"/gradio_api/call/{event}", json={"data": data, "session_hash": session}, headers=headers)
+    assert r.status_code == 200, r.text
+    stream = client.get(f"/gradio_api/call/{event}/{r.json()['event_id']}", headers=headers).text
+    assert stream.startswith("event: complete\ndata: "), stream
+    return json.loads(stream.split("data: ", 1)[1])[0]
+
+
+def test_every_route_needs_the_key_unless_it_is_public(tmp_path, monkeypatch):
+    """Every route of both frameworks, found by walking the app: one added later without the guard fails here."""
+    pipeline = own_pipeline(tmp_path, **{"server.requests_per_minute": 100000})
+    monkeypatch.setenv(pipeline.settings.server.api_key_env, KEY)
+    app = create_app(pipeline)
+    routes = every_route(app.routes)
+    assert ("POST", "/gradio_api/upload") in routes and ("POST", "/api/reports") in routes and len(routes) > 80
+    requests = [(method, re.sub(r"\{[^}]*\}", "x", path)) for method, path in routes]
+    ui_app = next(route.app for route in app.routes if isinstance(route, Mount))
+    forged = {"Cookie": f"access-token-{ui_app.cookie_id}=guess; access-token-unsecure-{ui_app.cookie_id}=guess"}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": KEY[:-1]}, forged):
+        answered = dict(zip(routes, first_statuses(app, requests, headers), strict=True))
+        assert {route for route, status in answered.items() if status != 401} == {
+            route for route in routes if route[1] in PUBLIC
+        }, headers
+    assert first_statuses(app, [("GET", "/gradio_api/info"), ("GET", "/api/reports")], AUTH) == [200, 200]
+
+
+def test_with_a_key_set_the_ui_asks_for_it_as_its_password(tmp_path, monkeypatch):
+    pipeline = own_pipeline(tmp_path)
     monkeypatch.setenv(pipeline.settings.server.api_key_env, KEY)
     client = TestClient(create_app(pipeline))
+    page = client.get("/")
+    assert page.status_code == 200 and '"auth_required":true' in page.text.replace(" ", "")
     for path in ("/config", "/gradio_api/info"):
         r = client.get(path)
         assert r.status_code == 401 and "FAZHI_API_KEY" in r.text
     assert client.post("/login", data={"username": "任意", "password": KEY + "x"}).status_code == 400
     assert client.post("/login", data={"username": "任意", "password": KEY}).json() == {"success": True}
-    assert client.get("/gradio_api/info").status_code == 200
+    assert client.get("/gradio_api/info").status_code == 200  # the login's session cookie
+    assert client.get("/api/reports").status_code == 401  # opens the UI, not the API (no cookie-borne requests)
+
+
+def test_the_ui_routes_change_no_report_without_the_key(keyed_ui):
+    """The attack on a real `fazhi serve`: Gradio's upload, call and queue routes added, replaced and
+    removed reports without the key."""
+    pipeline, client = keyed_ui
+
+    def reports():
+        return sorted(r["file"] for r in pipeline.reports())
+
+    before = reports()
+    assert ui_upload(client, "bishan.txt", UPLOAD_REPORT.encode()).status_code == 401
+    [path] = ui_upload(client, "bishan.txt", UPLOAD_REPORT.encode(), AUTH).json()
+    ui_call(client, "kb_updates", [], AUTH, session="s1")  # a browser's session, its report picker filled
+    remove = next(d["id"] for d in client.get("/config", headers=AUTH).json()["dependencies"]
+                  if d["api_name"] == "on_remove")
+    for route, body in [
+        ("/gradio_api/call/on_upload", {"data": [{"path": path, **FILE_DATA}]}),
+        ("/gradio_api/call/on_remove", {"data": [RONGCHANG], "session_hash": "s1"}),
+        ("/gradio_api/queue/join", {"data": [RONGCHANG], "fn_index": remove, "session_hash": "s1"}),
+        ("/gradio_api/run/on_remove", {"data": [RONGCHANG], "session_hash": "s1"}),
+    ]:
+        r = client.post(route, json=body)
+        assert r.status_code == 401 and "FAZHI_API_KEY" in r.text, route
+    assert reports() == before
+    assert "已导入" in ui_call(client, "on_upload", [{"path": path, **FILE_DATA}], AUTH)
+    assert reports() == sorted([*before, "bishan.txt"])
+    assert "已从知识库删除" in ui_call(client, "on_remove", [RONGCHANG], AUTH, session="s1")
+    assert reports() == ["bishan.txt"]
+
+
+def test_an_upload_through_the_ui_leaves_no_copy_behind(keyed_ui, tmp_path):
+    _, client = keyed_ui
+    [path] = ui_upload(client, "bishan.txt", UPLOAD_REPORT.encode(), AUTH).json()
+    assert client.get(f"/gradio_api/file={path}", headers=AUTH).status_code == 200  # held until its ingest
+    assert "已导入" in ui_call(client, "on_upload", [{"path": path, **FILE_DATA}], AUTH)
+    assert client.get(f"/gradio_api/file={path}", headers=AUTH).status_code == 403
+    # Gradio's File leaves an empty temporary file per upload: empty, it holds nothing
+    assert [p for p in (tmp_path / "gradio").rglob("*") if p.is_file() and p.stat().st_size] == []
+
+
+def test_ui_uploads_have_the_api_size_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    pipeline = own_pipeline(tmp_path, **{"server.max_upload_mb": 0.5})
+    monkeypatch.setenv(pipeline.settings.server.api_key_env, KEY)
+    app = create_app(pipeline)
+    client = TestClient(app)
+    assert ui_upload(client, "small.txt", b"a" * int(0.45 * 2**20), AUTH).status_code == 200
+    assert ui_upload(client, "large.txt", b"a" * int(0.53 * 2**20), AUTH).status_code == 413  # Gradio's own limit
+    headers = {"content-type": "multipart/form-data; boundary=XyZ", "content-length": str(BIG), **AUTH}
+    status, body, read = asgi_post(app, "/gradio_api/upload", headers, _multipart_chunks("huge.txt", BIG))
+    assert (status, read) == (413, 0) and "上限 0.5 MB（server.max_upload_mb）" in body["detail"]
+
+
+def test_the_ui_routes_that_do_work_share_the_rate_limit(tmp_path, monkeypatch):
+    pipeline = own_pipeline(tmp_path, **{"server.requests_per_minute": 3})
+    monkeypatch.setenv(pipeline.settings.server.api_key_env, KEY)
+    app = create_app(pipeline)
+    client = TestClient(app)
+    # a login, an upload and an API call share the budget; a wrong password spends it too
+    assert client.post("/login", data={"username": "任意", "password": "guess"}).status_code == 400
+    assert ui_upload(client, "small.txt", UPLOAD_REPORT.encode(), AUTH).status_code == 200
+    assert client.get("/api/reports", headers=AUTH).status_code == 200
+    r = client.post("/gradio_api/queue/join", json={"data": [], "fn_index": 0, "session_hash": "s1"}, headers=AUTH)
+    assert r.status_code == 429 and r.json()["error"] == "RateLimitError" and 1 <= int(r.headers["Retry-After"]) <= 60
+    assert "server.requests_per_minute" in r.json()["detail"]
+    for path in ("/", "/theme.css", "/config", "/gradio_api/info", "/healthz"):  # pages and assets: no work
+        assert client.get(path, headers=AUTH).status_code == 200, path
+    guesser = TestClient(app, client=("10.0.0.3", 50001))  # guessing the key costs a try on any route
+    guesses = [guesser.get("/gradio_api/info", headers={"X-API-Key": f"guess{n}"}).status_code for n in range(4)]
+    assert guesses == [401, 401, 401, 429]
+
+
+def test_a_leftover_ui_public_setting_says_it_was_removed(tmp_path):
+    config = tmp_path / "old.yaml"
+    config.write_text("server:\n  ui_public: true\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_settings(config)
+    assert "server.ui_public was removed" in str(err.value) and "password" in str(err.value)
+
+
+def test_error_messages_show_no_server_paths(tmp_path):
+    """A busy ingest (409), a report whose file is gone (PATCH 404) and a failed write name no folder
+    of the server; they said /…/data/ingest.lock and /…/data/reports."""
+    import filelock
+
+    pipeline = own_pipeline(tmp_path)
+    client = TestClient(create_app(pipeline, ui=False))
+    with filelock.FileLock(str(pipeline.settings.data_dir / "ingest.lock")):
+        busy = client.post("/api/reports", files={"file": ("b.txt", UPLOAD_REPORT.encode(), "text/plain")})
+    (pipeline.settings.seeds_dir / RONGCHANG).unlink()
+    gone = client.patch(f"/api/reports/{RONGCHANG}", json={"year": 2024})
+    assert (busy.status_code, gone.status_code) == (409, 404), (busy.text, gone.text)
+    assert str(tmp_path) not in busy.text + gone.text
+    assert "try again" in busy.json()["detail"] and "POST /api/reports" in gone.json()["detail"]

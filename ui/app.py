@@ -7,6 +7,7 @@ base. 知识库 tab: the reports, upload with progress, metadata fixes, removal.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 from pathlib import Path
@@ -19,7 +20,7 @@ from rag.feedback import FeedbackStore
 from rag.pipeline import Pipeline
 from rag.providers import PROVIDERS
 from rag.report_files import ReportFiles
-from rag.schema import SECTION_SEPARATOR, Answer, Citation
+from rag.schema import SECTION_SEPARATOR, UNKNOWN_DISTRICT_TEXT, UNKNOWN_YEAR_TEXT, Answer, Citation
 
 TITLE = "法治政府建设报告问答"
 EXAMPLES = [
@@ -31,6 +32,9 @@ EXAMPLES = [
 PASSAGE_HINT = "<div class='fz-passage fz-empty'>点击答案下方的引用〔…〕，在这里查看报告原文。</div>"
 PASSAGE_CONTEXT = 400  # characters shown either side of a quote
 REPORT_HEADERS = ["文件", "区县", "年份", "标题", "段落数"]
+# Gradio deletes its temporary files this old, this often: an upload whose ingest never ran
+# (its event failed or was never called) is gone within two of these.
+UPLOAD_LIFETIME_S = 3600
 
 CSS = """
 .fz-chips { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 10px; }
@@ -130,11 +134,29 @@ def render_passage(passage: dict, label: str = "", context: int = 400) -> str:
 
 
 def report_rows(reports: list[dict]) -> list[list]:
-    return [[r["file"], r["district"], r["year"], r["title"], r["chunks"]] for r in reports]
+    """Table rows; a district or year that was not detected says so, as a cue to correct it."""
+    return [[r["file"], r["district"] or UNKNOWN_DISTRICT_TEXT, r["year"] or UNKNOWN_YEAR_TEXT, r["title"], r["chunks"]]
+            for r in reports]
+
+
+def _where_when(report: dict) -> str:
+    return f"{report['district'] or UNKNOWN_DISTRICT_TEXT} · {report['year'] or UNKNOWN_YEAR_TEXT}"
 
 
 def _error_html(message: str) -> str:
     return f"<div class='fz-passage fz-error'>{_esc(message)}</div>"
+
+
+def _delete_upload(path: str) -> None:
+    """Delete Gradio's copy of an upload, and its folder (named by the file's hash) once empty.
+
+    The report lives on in the reports folder, or was refused; the copy would stay downloadable
+    from Gradio's file route, even after the report is removed.
+    """
+    copy = Path(path)
+    copy.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        copy.parent.rmdir()
 
 
 # ---- the app ----------------------------------------------------------------------------
@@ -223,9 +245,11 @@ def build_ui(pipeline: Pipeline, files: ReportFiles | None = None, feedback: Fee
         except RagError as err:
             gr.Warning(f"未导入 {name}：{err}")
             return (f"❌ 未导入 **{_esc(name)}**：{_esc(err)}", *kb_updates(), None)
+        finally:
+            _delete_upload(path)
         r, s = result["report"], result["summary"]
         status = (
-            f"✅ 已导入 **{_esc(r['file'])}**：{_esc(r['district'] or '区县未识别')} · {r['year'] or '年份未识别'} · "
+            f"✅ 已导入 **{_esc(r['file'])}**：{_esc(_where_when(r))} · "
             f"{_esc(r['title'])}，{r['chunks']} 个段落，用时 {s['seconds']:.1f} 秒。"
             " 区县或年份不对时，可在下方修改。"
         )
@@ -246,7 +270,7 @@ def build_ui(pipeline: Pipeline, files: ReportFiles | None = None, feedback: Fee
             r = files.fix(file, **fields)["report"]
         except RagError as err:
             return (f"❌ 未能修改 {_esc(file)}：{_esc(err)}", *kb_updates(file))
-        return (f"✅ 已更新 **{_esc(file)}**：{_esc(r['district'])} · {r['year']}，已重新导入。", *kb_updates(file))
+        return (f"✅ 已更新 **{_esc(file)}**：{_esc(_where_when(r))}，已重新导入。", *kb_updates(file))
 
     def on_remove(file):
         if not file:
@@ -257,7 +281,7 @@ def build_ui(pipeline: Pipeline, files: ReportFiles | None = None, feedback: Fee
             return (f"❌ 未能删除 {_esc(file)}：{_esc(err)}", *kb_updates())
         return (f"🗑️ 已从知识库删除 **{_esc(file)}**。", *kb_updates(None))
 
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=(UPLOAD_LIFETIME_S, UPLOAD_LIFETIME_S)) as demo:
         gr.Markdown(f"## {TITLE}")
         gr.Markdown(
             "根据知识库中的区县法治政府建设报告回答，每句话标明出处。HTTP API 文档：[/docs](/docs)",
