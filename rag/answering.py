@@ -466,6 +466,7 @@ class AnswerStream:
     def __init__(self, ask: Ask, excerpts: list[Excerpt], answerer: Answerer, composer: Composer | None,
                  started: float, retrieved: float, not_covered: str = ""):
         self.ask = ask
+        self.on_answer: Callable[[Answer], None] | None = None  # called once, with the finished answer (not a stopped one)
         self.excerpts = excerpts
         self.answerer = answerer
         self.composer = composer
@@ -483,6 +484,7 @@ class AnswerStream:
                                   provider=self.answerer.name, model=self.answerer.model)
             self._answer.timings.total_ms = _ms(self._started)
             yield self._answer.answer
+            self._finished()
             return
         first = None
         for delta in self.answerer.stream(self.ask, self.excerpts):
@@ -499,6 +501,11 @@ class AnswerStream:
         answer.timings.first_token_ms = _ms(self._started, first or time.perf_counter())
         answer.timings.total_ms = _ms(self._started)
         self._answer = answer
+        self._finished()
+
+    def _finished(self) -> None:
+        if self.on_answer is not None:
+            self.on_answer(self._answer)
 
     @property
     def answer(self) -> Answer:

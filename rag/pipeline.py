@@ -11,6 +11,7 @@ from pathlib import Path
 from rag import schema
 from rag.answering import Answerer, AnswerStream, Composer, ExtractiveAnswerer, build_answerer
 from rag.claims import Ask, report_items
+from rag.conversations import ConversationStore, SqliteConversations
 from rag.errors import ConfigError, IndexMissingError, IndexUnavailableError, QuestionError, QuestionTooLongError
 from rag.evidence import Excerpt, select_excerpts
 from rag.providers import PROVIDERS
@@ -35,9 +36,11 @@ class Pipeline:
     answering is dropped, so the next question builds it again (restarting a dead local server).
     """
 
-    def __init__(self, settings: Settings, kb: KnowledgeBase, chat_models: dict | None = None):
+    def __init__(self, settings: Settings, kb: KnowledgeBase, chat_models: dict | None = None,
+                 conversations: ConversationStore | None = None):
         self.settings = settings
         self.kb = kb
+        self._conversations = conversations
         self.retriever = HybridRetriever(kb, settings.retrieval)
         self._chat_model_factories = chat_models or {}
         self._answerers: dict[str, Answerer] = {}
@@ -182,6 +185,33 @@ class Pipeline:
         composer = Composer(ask, excerpts, _searched(route, manifest), self._quoter, [p.chunk for p in passages],
                             report_items=lambda file: self._report_items(file, manifest))
         return AnswerStream(ask, excerpts, answerer, composer, started, retrieved)
+
+    @property
+    def conversations(self) -> ConversationStore:
+        """The stored conversations (by default a SQLite file in data_dir, opened on first use)."""
+        if self._conversations is None:
+            self._conversations = SqliteConversations.in_data_dir(self.settings.data_dir)
+        return self._conversations
+
+    def converse(self, conversation_id: str, question: str, filters: dict | None = None,
+                 provider: str | None = None, regenerate: bool = False) -> AnswerStream:
+        """The next answer of a stored conversation, its history read from the store, never from the
+        caller; the finished answer is stored as a new turn (or, regenerating, in place of the last).
+        A stream stopped halfway stores nothing."""
+        conversation = self.conversations.get(conversation_id)
+        history = conversation.history()
+        if regenerate:
+            if not conversation.turns:
+                raise QuestionError("这个对话还没有回答可以重新生成：ask a question first.")
+            last = conversation.turns[-1]
+            question, filters, history = last.question, filters if filters is not None else last.filters, history[:-1]
+        stream = self.stream(question, history, filters, provider)
+        store = self.conversations
+        stream.on_answer = (
+            (lambda answer: store.replace_last(conversation_id, answer)) if regenerate
+            else (lambda answer: store.append(conversation_id, question, answer, filters))
+        )
+        return stream
 
     def _report_items(self, file: str, manifest: dict) -> list:
         """The list items of a whole report, by heading path, for list questions (cached per version)."""
