@@ -148,9 +148,10 @@ def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
 
 
 def _looks_utf16(data: bytes) -> bool:
-    """True when NUL bytes are frequent and nearly all on one side of each byte pair, as in UTF-16."""
+    """True when NUL bytes are frequent and nearly all on one side of each byte pair, as in UTF-16
+    (a few bytes say nothing: a lone NUL is binary)."""
     odd, even = data[1::2].count(0), data[0::2].count(0)
-    return max(odd, even) >= 0.1 * (len(data) // 2) and min(odd, even) <= 0.1 * max(odd, even)
+    return len(data) >= 4 and max(odd, even) >= 0.1 * (len(data) // 2) and min(odd, even) <= 0.1 * max(odd, even)
 
 
 # What a Chinese report is written in: ASCII and Latin-1, general punctuation, letterlike symbols to
