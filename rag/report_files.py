@@ -47,7 +47,7 @@ class ReportFiles:
         self.seeds = settings.seeds_dir
         self.max_bytes = int(settings.server.max_upload_mb * 2**20)
         self.max_mb = settings.server.max_upload_mb
-        self.extensions = [e.lower() for e in settings.ingest.extensions]
+        self.extensions = settings.ingest.extensions
 
     def recover(self) -> None:
         """Finish or roll back the uploads that a killed process left half done (before any change here).

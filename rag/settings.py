@@ -10,6 +10,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rag.errors import ConfigError
+from rag.loading import EXTENSIONS
 from rag.providers import check_provider
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -38,8 +39,17 @@ class ChromaSettings(_Section):
     port: int = Field(8000, ge=1, le=65535)
 
 
+def _readable_extensions(extensions: list[str]) -> list[str]:
+    """The extensions, lower-cased, each one the loader reads (the one list is rag.loading.EXTENSIONS)."""
+    extensions = [e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions]
+    unknown = [e for e in extensions if e not in EXTENSIONS]
+    if unknown:
+        raise ValueError(f"cannot read {', '.join(unknown)}: ingest.extensions takes some of {', '.join(EXTENSIONS)}")
+    return extensions
+
+
 class IngestSettings(_Section):
-    extensions: list[str] = [".txt", ".md", ".docx", ".pdf"]
+    extensions: Annotated[list[str], AfterValidator(_readable_extensions)] = Field(default_factory=lambda: list(EXTENSIONS))
     max_file_mb: float = Field(20, gt=0)
     chunk_tokens: int = Field(220, ge=32)
     overlap_tokens: int = Field(40, ge=0)

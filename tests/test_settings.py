@@ -45,3 +45,13 @@ def test_invalid_settings_name_the_key(overrides, message):
 def test_missing_file_says_what_to_do(tmp_path):
     with pytest.raises(ConfigError, match="FAZHI_CONFIG"):
         load_settings(tmp_path / "absent.yaml")
+
+
+def test_ingest_extensions_are_some_of_what_the_loader_reads():
+    """One list of formats (rag.loading.EXTENSIONS): a setting may narrow it, never name another."""
+    from rag.loading import EXTENSIONS
+
+    assert load_settings().ingest.extensions == list(EXTENSIONS)
+    assert load_settings(overrides={"ingest.extensions": [".TXT", "md"]}).ingest.extensions == [".txt", ".md"]
+    with pytest.raises(ConfigError, match=r"cannot read \.doc"):
+        load_settings(overrides={"ingest.extensions": [".doc"]})
