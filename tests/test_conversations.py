@@ -10,6 +10,12 @@ from rag.pipeline import Pipeline
 from rag.schema import Answer
 
 
+def test_conversations_changed_within_one_second_list_newest_first(tmp_path):
+    store = SqliteConversations(tmp_path / "c.sqlite3")
+    made = [store.create(f"第{n}个") for n in range(5)]
+    assert [c.id for c in store.list()] == [c.id for c in reversed(made)]
+
+
 def test_a_conversation_is_created_listed_renamed_and_deleted(tmp_path):
     store = SqliteConversations(tmp_path / "c.sqlite3")
     first, second = store.create(), store.create("自定义标题")

@@ -366,7 +366,7 @@ def test_openai_without_its_key_is_503_naming_the_setting(tmp_path, monkeypatch)
 # Open to anyone with a key set: health, the API's docs (they hold no data), and the UI's login page
 # with what Chromium loads before logging in (scripts, styles, fonts, icons). Every other route needs the key.
 PUBLIC = {
-    "/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc",
+    "/healthz", "/openapi.json", "/docs", "/docs/assets/{name}",
     "/", "/login", "/login/", "/logout", "/favicon.ico", "/manifest.json", "/theme.css", "/robots.txt",
     "/assets/{path:path}", "/static/{path:path}",
 }

@@ -1,7 +1,7 @@
 """Load check: concurrent clients asking POST /api/ask on a running server, optionally while a report is ingested.
 
-    python -m ui.load_check --url http://127.0.0.1:7860 --clients 50            # one question each
-    python -m ui.load_check --clients 50 --duration 60 --ingest-during FILE --out load.json
+    python -m eval.load_check --url http://127.0.0.1:7860 --clients 50            # one question each
+    python -m eval.load_check --clients 50 --duration 60 --ingest-during FILE --out load.json
 
 Each client asks about one district only and checks every answer: it must cite that district
 alone and contain the figure the report gives. Prints requests, throughput, p50/p95 latency and
