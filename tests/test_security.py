@@ -501,7 +501,7 @@ def test_the_ui_routes_change_no_report_without_the_key(keyed_ui):
         r = client.post(route, json=body)
         assert r.status_code == 401 and "FAZHI_API_KEY" in r.text, route
     assert reports() == before
-    assert "已导入" in ui_call(client, "on_upload", [{"path": path, **FILE_DATA}], AUTH)
+    assert "已导入" in ui_call(client, "on_upload", [[{"path": path, **FILE_DATA}]], AUTH)
     assert reports() == sorted([*before, "bishan.txt"])
     assert "已从知识库删除" in ui_call(client, "on_remove", [RONGCHANG], AUTH, session="s1")
     assert reports() == ["bishan.txt"]
@@ -511,7 +511,7 @@ def test_an_upload_through_the_ui_leaves_no_copy_behind(keyed_ui, tmp_path):
     _, client = keyed_ui
     [path] = ui_upload(client, "bishan.txt", UPLOAD_REPORT.encode(), AUTH).json()
     assert client.get(f"/gradio_api/file={path}", headers=AUTH).status_code == 200  # held until its ingest
-    assert "已导入" in ui_call(client, "on_upload", [{"path": path, **FILE_DATA}], AUTH)
+    assert "已导入" in ui_call(client, "on_upload", [[{"path": path, **FILE_DATA}]], AUTH)
     assert client.get(f"/gradio_api/file={path}", headers=AUTH).status_code == 403
     # Gradio's File leaves an empty temporary file per upload: empty, it holds nothing
     assert [p for p in (tmp_path / "gradio").rglob("*") if p.is_file() and p.stat().st_size] == []

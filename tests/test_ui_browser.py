@@ -1,5 +1,11 @@
-"""End to end in headless Chromium: ask, see the streamed answer and its chips, open a passage,
-upload a report in the 知识库 tab and ask about it. Screenshots go to test-artifacts/."""
+"""End to end in headless Chromium, against a real server.
+
+问答: ask and see the streamed answer, its status line and chips; open a passage; like it; an
+empty question answered inline; stop an answer mid-stream (nothing stored) while a second
+question waits in the box; regenerate; reload and find the conversation again; rename; delete.
+知识库: upload three files at once (one refused), preview a report's headings and chunks, fix a
+year that was not detected, hit-test a query, delete a report after confirming.
+Each step leaves a screenshot in test-artifacts/ (ui-NN-*.png)."""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from langchain_core.runnables import RunnableGenerator
 
 from eval.processes import free_port
 from rag.pipeline import Pipeline
@@ -19,7 +26,12 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 QUESTION = "九龙坡区2025年实施首违不罚、轻微免罚的案件有多少件？"
-UPLOAD_QUESTION = "璧山区2024年办理法律援助案件多少件？"
+TITLE = "首违不罚问答"
+NO_YEAR_REPORT = (  # a report that names no year: its year is to be fixed in the UI
+    "铜梁区法治政府建设情况报告\n\n"
+    "一、主要举措和成效\n（一）深化行政复议改革\n全年办理行政复议案件512件，直接纠错率9.1%。\n\n"
+    "重庆市铜梁区人民政府\n"
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -31,9 +43,23 @@ pytestmark = [
 ]
 
 
+class SlowModel:
+    """A chat model ('local') that states the figure at once, then waits until released: an answer
+    in the middle of being written, for 停止 to stop."""
+
+    def __init__(self):
+        self.release = threading.Event()
+
+    def reply(self, _inputs):
+        yield "九龙坡区2025年实施首违不罚、轻微免罚的案件1722件[1]。"
+        self.release.wait(60)
+        yield "全年共办理行政复议案件。"
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """uvicorn on 127.0.0.1:<free port> serving the app over the seeds, fake embeddings, extractive answers."""
+    """uvicorn on 127.0.0.1:<free port> serving the app over the seeds: fake embeddings, extractive
+    answers by default, SlowModel as the 'local' provider. Yields (url, pipeline, model)."""
     import uvicorn
 
     from rag.api import create_app
@@ -42,7 +68,8 @@ def server(tmp_path_factory):
     settings = load_settings(overrides={"data_dir": str(data_dir), "llm.provider": "extractive"})
     kb = make_kb(data_dir)
     kb.ingest(sorted(SEEDS.glob("*.txt")))
-    pipeline = Pipeline(settings, kb)
+    model = SlowModel()
+    pipeline = Pipeline(settings, kb, {"local": lambda: (RunnableGenerator(model.reply), "slow-fake")})
     port = free_port()
     uv = uvicorn.Server(uvicorn.Config(create_app(pipeline), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
@@ -51,7 +78,8 @@ def server(tmp_path_factory):
     while not uv.started and time.monotonic() < deadline:
         time.sleep(0.1)
     assert uv.started, "uvicorn did not start within 60 s"
-    yield f"http://127.0.0.1:{port}", pipeline
+    yield f"http://127.0.0.1:{port}", pipeline, model
+    model.release.set()
     uv.should_exit = True
     thread.join(15)
 
@@ -72,119 +100,255 @@ def browser(tmp_path_factory):
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(60)
     ARTIFACTS.mkdir(exist_ok=True)
+    for old in ARTIFACTS.glob("ui-*.png"):
+        old.unlink()
     yield driver
     driver.quit()
 
 
-def wait_for(driver, condition, timeout=60, message=""):
+# ---- helpers ----------------------------------------------------------------------------------
+
+
+def wait_for(driver, condition, timeout=30, message=""):
+    """condition(driver)'s first true value; an element re-rendered while read is read again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition, message)
+    wait = WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException])
+    return wait.until(condition, message)
 
 
-def ask(driver, question: str):
+def find(driver, selector: str):
     from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def text(driver, selector: str) -> str:
+    return " ".join(e.text for e in find(driver, selector))
+
+
+def click(driver, selector: str) -> None:
+    """Click the element once it is shown and enabled."""
+    element = wait_for(driver, lambda d: next((e for e in find(d, selector) if e.is_displayed() and e.is_enabled()),
+                                              False), message=f"{selector} was not clickable")
+    element.click()
+
+
+def click_text(driver, selector: str, words: str) -> None:
+    """Click the first shown element of `selector` whose text contains `words`."""
+    element = wait_for(driver, lambda d: next((e for e in find(d, selector) if words in e.text and e.is_displayed()),
+                                              False), message=f"no {selector} saying {words}")
+    element.click()
+
+
+def field(driver, elem_id: str):
+    """The text box of a component (NoSuchElementException, which waits retry, while it is not rendered)."""
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, f"#{elem_id} textarea, #{elem_id} input")
+
+
+def type_into(driver, elem_id: str, value: str) -> None:
+    box = field(driver, elem_id)
+    box.clear()
+    box.send_keys(value)
+
+
+def ask(driver, question: str) -> None:
     from selenium.webdriver.common.keys import Keys
 
-    box = driver.find_element(By.CSS_SELECTOR, "#fz-question textarea")
-    box.clear()
-    box.send_keys(question)
-    box.send_keys(Keys.ENTER)
+    type_into(driver, "fz-question", question)
+    field(driver, "fz-question").send_keys(Keys.ENTER)
 
 
 def bot_messages(driver) -> list:
+    return find(driver, "#fz-chat [data-testid='bot']")
+
+
+def user_messages(driver) -> list:
+    return find(driver, "#fz-chat [data-testid='user']")
+
+
+def conversation_titles(driver) -> list[str]:
+    return [label.text for label in find(driver, "#fz-conversations label")]
+
+
+def shot(driver, name: str) -> None:
+    driver.save_screenshot(str(ARTIFACTS / f"ui-{name}.png"))
+
+
+def open_tab(driver, name: str) -> None:
     from selenium.webdriver.common.by import By
 
-    return driver.find_elements(By.CSS_SELECTOR, "#fz-chat [data-testid='bot']")
+    driver.find_element(By.XPATH, f"//button[@role='tab' and contains(., '{name}')]").click()
 
 
-def test_ask_open_a_citation_upload_and_ask_again(server, browser, tmp_path):
-    from selenium.webdriver.common.by import By
+def no_error_overlay(driver) -> bool:
+    """No Gradio error or warning toast is shown (gr.Error, gr.Warning)."""
+    return not [e for e in find(driver, ".toast-body.error, .toast-body.warning") if e.is_displayed()]
 
-    url, pipeline = server
+
+# ---- the walks ----------------------------------------------------------------------------------
+
+
+def test_chat_ask_stop_regenerate_reload_rename_delete(server, browser):
+    url, pipeline, model = server
     driver = browser
+    store = pipeline.conversations
     driver.get(url + "/")
-    wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#fz-question textarea"), message="page did not load")
+    wait_for(driver, lambda d: find(d, "#fz-question textarea"), message="page did not load")
 
-    # The filters are filled from the knowledge base.
-    wait_for(driver, lambda d: "fz-chat" in d.page_source)
-
-    # Ask: the answer streams in, with citation chips under it.
+    # Ask: the answer streams in with citation chips; the status line walks through the steps.
     ask(driver, QUESTION)
-    chips = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#fz-chat .fz-chip"),
-                     message="no citation chip appeared under the answer")
-    answer_text = bot_messages(driver)[-1].text
-    assert "1722件" in answer_text
+    chips = wait_for(driver, lambda d: find(d, "#fz-chat .fz-chip"), message="no citation chip under the answer")
+    assert "1722件" in bot_messages(driver)[-1].text and "总计" in bot_messages(driver)[-1].text
     assert chips[0].text.startswith("[1] 〔九龙坡区 · 2025 · ")
-    assert "总计" in answer_text  # the quiet timing line
-    driver.save_screenshot(str(ARTIFACTS / "ui-1-answer.png"))
+    status = wait_for(driver, lambda d: "完成" in text(d, "#fz-status") and text(d, "#fz-status"))
+    assert "路由到 九龙坡区" in status and "检索到" in status and "核对数字" in status
+    wait_for(driver, lambda d: conversation_titles(d) == [QUESTION], message="the conversation is not listed")
+    shot(driver, "01-answer")
 
     # A click on the first chip shows its passage, the quoted words in <mark>.
     expected = pipeline.ask(QUESTION).citations[0]
     chips[0].click()
-    mark = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#fz-passage mark"),
-                    message="clicking the chip showed no highlighted passage")[0]
+    mark = wait_for(driver, lambda d: find(d, "#fz-passage mark"), message="no highlighted passage")[0]
     assert mark.text.strip() == expected.quote.strip()
-    head = driver.find_element(By.CSS_SELECTOR, "#fz-passage .fz-passage-head").text
-    assert expected.section.split(" > ")[-1] in head
-    driver.save_screenshot(str(ARTIFACTS / "ui-2-passage.png"))
+    shot(driver, "02-passage")
 
-    # 👍 on the answer is stored with its question and citations.
-    likes = [b for b in driver.find_elements(By.CSS_SELECTOR, "#fz-chat button")
-             if (b.get_attribute("aria-label") or "").lower() in ("like", "赞", "点赞")]
+    # Like: stored with its question and citations.
+    likes = [b for b in find(driver, "#fz-chat button") if (b.get_attribute("aria-label") or "").lower() == "like"]
     assert likes, "no like button under the answer"
     likes[0].click()
     feedback_file = pipeline.settings.data_dir / "feedback.jsonl"
     wait_for(driver, lambda d: feedback_file.exists() and feedback_file.read_text(encoding="utf-8").endswith("\n"),
-             20, "👍 was not stored")
+             20, "the like was not stored")
     record = json.loads(feedback_file.read_text(encoding="utf-8").splitlines()[-1])
     assert record["rating"] == "up" and record["question"] == QUESTION and record["citations"]
+    wait_for(driver, lambda d: "已记录" in text(d, "#fz-status"), message="the like was not acknowledged")
 
-    # 知识库: upload a report and watch it ingest.
-    driver.find_element(By.XPATH, "//button[@role='tab' and contains(., '知识库')]").click()
-    wait_for(driver, lambda d: "003_190862aaa87d2635.txt" in d.find_element(By.ID, "fz-reports").text,
-             message="the reports table did not list the seeds")
-    report = tmp_path / "璧山区2024年报告.txt"
-    report.write_text(UPLOAD_REPORT, encoding="utf-8")
-    driver.find_element(By.CSS_SELECTOR, "#fz-upload input[type=file]").send_keys(str(report))
-    status = wait_for(driver, lambda d: "已导入" in d.find_element(By.ID, "fz-upload-status").text
-                      and d.find_element(By.ID, "fz-upload-status").text, message="the upload was not ingested")
-    assert "璧山区" in status and "2024" in status
-    wait_for(driver, lambda d: "璧山区2024年报告.txt" in d.find_element(By.ID, "fz-reports").text)
-    driver.save_screenshot(str(ARTIFACTS / "ui-3-upload.png"))
+    # An empty question is answered inline in the chat, not in an overlay.
+    type_into(driver, "fz-question", "")
+    click(driver, "#fz-send")
+    wait_for(driver, lambda d: "问题为空" in bot_messages(d)[-1].text, message="no inline message for an empty question")
+    assert no_error_overlay(driver), "an empty question raised an overlay"
+    shot(driver, "03-empty-question")
 
-    # A rejected upload says why.
-    bad = tmp_path / "notes.csv"
-    bad.write_text("a,b\n1,2\n", encoding="utf-8")
-    driver.find_element(By.CSS_SELECTOR, "#fz-upload input[type=file]").send_keys(str(bad))
-    wait_for(driver, lambda d: "不支持的文件类型" in d.find_element(By.ID, "fz-upload-status").text,
-             message="a .csv upload was not rejected with a reason")
+    # Stop: the slow model states the figure, then waits. A second question typed meanwhile stays
+    # in the box, and Enter says why it waits; 停止 keeps the text so far, marked, and stores nothing.
+    click_text(driver, "button.label-wrap", "设置")
+    click_text(driver, "#fz-provider label", "本地模型")
+    ask(driver, QUESTION)
+    wait_for(driver, lambda d: len(user_messages(d)) == 2 and "1722件" in bot_messages(d)[-1].text
+             and find(d, "#fz-stop")[0].is_enabled(), message="the slow answer did not start")
+    assert not find(driver, "#fz-send")[0].is_enabled() and "回答中" in find(driver, "#fz-send")[0].text
+    assert "生成中" in text(driver, "#fz-status") and "路由到 九龙坡区" in text(driver, "#fz-status")
+    shot(driver, "04-streaming")
+    ask(driver, "那梁平区呢？")
+    wait_for(driver, lambda d: "正在回答上一个问题" in text(d, "#fz-status"), message="a second question was dropped silently")
+    assert field(driver, "fz-question").get_attribute("value") == "那梁平区呢？"
+    click(driver, "#fz-stop")
+    wait_for(driver, lambda d: "（已停止）" in bot_messages(d)[-1].text, message="the stopped answer is not marked")
+    assert "1722件" in bot_messages(driver)[-1].text and "已停止" in text(driver, "#fz-status")
+    assert field(driver, "fz-question").get_attribute("value") == "那梁平区呢？", "the typed question was erased"
+    (conversation,) = store.list()
+    assert conversation.turn_count == 1, "a stopped answer was stored"
+    shot(driver, "05-stopped")
+    model.release.set()
 
-    # Back to the chat: ask about the uploaded report.
-    driver.find_element(By.XPATH, "//button[@role='tab' and contains(., '问答')]").click()
-    ask(driver, UPLOAD_QUESTION)
-    chip = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#fz-chat .fz-chip[title*='璧山区 · 2024']"),
-                    message="no chip citing the uploaded report")[0]
-    assert "865件" in bot_messages(driver)[-1].text
-    chip.click()
-    wait_for(driver, lambda d: "865件" in "".join(m.text for m in d.find_elements(By.CSS_SELECTOR, "#fz-passage mark")),
-             message="the uploaded report's passage was not shown")
-    driver.save_screenshot(str(ARTIFACTS / "ui-4-upload-answer.png"))
+    # Regenerate: the stopped question is answered again, and stored.
+    click(driver, "#fz-regenerate")
+    wait_for(driver, lambda d: len(find(d, "#fz-chat .fz-chip")) >= 2 and "（已停止）" not in d.find_element(
+        "id", "fz-chat").text, message="regenerate gave no answer")
+    wait_for(driver, lambda d: store.get(conversation.id).turn_count == 2, 10, "the regenerated answer was not stored")
+    assert store.get(conversation.id).turns[1].answer.model == "slow-fake"
+    shot(driver, "06-regenerated")
 
-    # 知识库 again: correct the detected district, then remove the report.
-    driver.find_element(By.XPATH, "//button[@role='tab' and contains(., '知识库')]").click()
-    wait_for(driver, lambda d: d.find_element(By.CSS_SELECTOR, "#fz-pick input").get_attribute("value")
-             == "璧山区2024年报告.txt", message="the upload did not select itself in the report picker")
-    district = driver.find_element(By.CSS_SELECTOR, "#fz-fix-district textarea, #fz-fix-district input")
-    wait_for(driver, lambda d: district.get_attribute("value") == "璧山区", message="the picker did not fill the district")
-    district.clear()
-    district.send_keys("铜梁区")
-    driver.find_element(By.ID, "fz-save").click()
-    wait_for(driver, lambda d: "已更新" in d.find_element(By.ID, "fz-kb-status").text, message="the fix was not saved")
-    assert (pipeline.settings.data_dir / "reports" / "璧山区2024年报告.txt.meta.yaml").exists()
-    wait_for(driver, lambda d: "铜梁区" in d.find_element(By.ID, "fz-reports").text)
-    driver.save_screenshot(str(ARTIFACTS / "ui-5-fix.png"))
-    driver.find_element(By.ID, "fz-remove").click()
-    wait_for(driver, lambda d: "已从知识库删除" in d.find_element(By.ID, "fz-kb-status").text, message="not removed")
-    wait_for(driver, lambda d: "璧山区2024年报告.txt" not in d.find_element(By.ID, "fz-reports").text)
+    # Reload: the conversation is open again, with both turns.
+    driver.refresh()
+    wait_for(driver, lambda d: len(user_messages(d)) == 2 and len(bot_messages(d)) == 2,
+             message="the conversation did not come back after a reload")
+    assert conversation_titles(driver) == [QUESTION]
+    assert find(driver, "#fz-conversations input:checked"), "the open conversation is not selected in the list"
+    shot(driver, "07-reloaded")
+
+    # Rename.
+    click_text(driver, "button.label-wrap", "管理对话")
+    wait_for(driver, lambda d: field(d, "fz-title").get_attribute("value") == QUESTION, message="the title box is empty")
+    type_into(driver, "fz-title", TITLE)
+    click(driver, "#fz-rename")
+    wait_for(driver, lambda d: conversation_titles(d) == [TITLE], message="the list did not show the new title")
+    assert store.get(conversation.id).title == TITLE
+    shot(driver, "08-renamed")
+
+    # Delete, after confirming.
+    click(driver, "#fz-delete")
+    wait_for(driver, lambda d: TITLE in text(d, "#fz-delete-confirm"), message="no confirmation before deleting")
+    shot(driver, "09-delete-confirm")
+    click(driver, "#fz-delete-yes")
+    wait_for(driver, lambda d: conversation_titles(d) == [] and not user_messages(d), message="not deleted")
+    assert store.list() == []
+    shot(driver, "10-deleted")
+
+
+def test_knowledge_base_upload_preview_fix_hit_test_remove(server, browser, tmp_path):
+    url, pipeline, _ = server
+    driver = browser
+    driver.get(url + "/")
+    wait_for(driver, lambda d: find(d, "#fz-question textarea"), message="page did not load")
+    open_tab(driver, "知识库")
+    wait_for(driver, lambda d: "003_190862aaa87d2635.txt" in text(d, "#fz-reports"), message="the seeds are not listed")
+
+    # Three files at once: two reports and a .csv, one result line each.
+    uploads = {"璧山区2024年报告.txt": UPLOAD_REPORT, "铜梁区报告.txt": NO_YEAR_REPORT, "notes.csv": "a,b\n1,2\n"}
+    for name, content in uploads.items():
+        (tmp_path / name).write_text(content, encoding="utf-8")
+    find(driver, "#fz-upload input[type=file]")[0].send_keys("\n".join(str(tmp_path / name) for name in uploads))
+    status = wait_for(driver, lambda d: text(d, "#fz-kb-status").count("导入") >= 3 and text(d, "#fz-kb-status"),
+                      message="the three uploads got no result lines")
+    assert status.count("已导入") == 2 and status.count("未导入") == 1 and "notes.csv：不支持的文件类型" in status
+    assert "璧山区 · 2024" in status and "铜梁区 · 年份未识别" in status
+    wait_for(driver, lambda d: "璧山区2024年报告.txt" in text(d, "#fz-reports") and "年份未识别" in text(d, "#fz-reports"))
+    shot(driver, "11-uploaded")
+
+    # The last one imported is picked: its preview, and a year field that is empty, never 0.
+    wait_for(driver, lambda d: "铜梁区法治政府建设情况报告" in text(d, "#fz-preview"), message="no preview of the upload")
+    assert field(driver, "fz-fix-year").get_attribute("value") == ""
+    assert field(driver, "fz-fix-district").get_attribute("value") == "铜梁区"
+    type_into(driver, "fz-fix-year", "2024")
+    click(driver, "#fz-save")
+    wait_for(driver, lambda d: "已更新" in text(d, "#fz-kb-status"), message="the year was not saved")
+    assert "已导入" not in text(driver, "#fz-kb-status")
+    assert {r["file"]: r["year"] for r in pipeline.reports()}["铜梁区报告.txt"] == 2024
+
+    # Preview another report by clicking its row: heading tree and chunks.
+    click_text(driver, "#fz-reports [role=gridcell]", "璧山区2024年报告.txt")
+    preview = wait_for(driver, lambda d: "（一）深化行政复议改革" in text(d, "#fz-preview") and text(d, "#fz-preview"),
+                       message="clicking a row showed no preview")
+    assert "一、主要举措和成效" in preview and "段落" in preview and "865件" in preview
+    assert find(driver, "#fz-preview .fz-tree ul li"), "the heading tree is not nested"
+    shot(driver, "12-preview")
+
+    # Hit test: ranked chunks with their fused scores and where they are from.
+    type_into(driver, "fz-hit-query", "璧山区办理法律援助案件多少件")
+    click(driver, "#fz-hit")
+    wait_for(driver, lambda d: "路由到 璧山区" in text(d, "#fz-hit-note"), message="the hit test did not run")
+    rows = wait_for(driver, lambda d: [r.text for r in find(d, "#fz-hits [role=row]") if r.text[:1].isdigit()])
+    assert rows[0].startswith("1") and "璧山区" in rows[0] and "2024" in rows[0]
+    assert any("865件" in r for r in rows)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", find(driver, "#fz-hits")[0])
+    shot(driver, "13-hit-test")
+
+    # Delete, after confirming: everything shows the knowledge base without it.
+    click(driver, "#fz-remove")
+    wait_for(driver, lambda d: "璧山区2024年报告.txt" in text(d, "#fz-remove-confirm"), message="no confirmation")
+    assert "璧山区2024年报告.txt" in [r["file"] for r in pipeline.reports()]
+    shot(driver, "14-remove-confirm")
+    click(driver, "#fz-remove-yes")
+    wait_for(driver, lambda d: "已删除" in text(d, "#fz-kb-status"), message="not removed")
+    wait_for(driver, lambda d: "璧山区2024年报告.txt" not in text(d, "#fz-reports"))
     assert "璧山区2024年报告.txt" not in [r["file"] for r in pipeline.reports()]
+    assert "璧山区" not in text(driver, "#fz-preview") and not field(driver, "fz-fix-district").get_attribute("value")
+    assert not [e for e in find(driver, "#fz-remove-confirm") if e.is_displayed()]
+    assert not [r for r in find(driver, "#fz-hits [role=row]") if r.text[:1].isdigit()], "stale hit-test rows"
+    shot(driver, "15-removed")
