@@ -104,7 +104,10 @@ def _decode(data: bytes, file: str) -> tuple[str, str]:
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return _strict(data, "utf-16", file), "utf-16"
     if b"\x00" in data:
-        decoded = _utf16_without_bom(data)
+        # UTF-8 with a stray NUL is binary; UTF-16 of Chinese text is rarely valid UTF-8, and of
+        # ASCII-heavy text has its NULs regularly on one side of each byte pair
+        maybe_utf16 = len(data) >= _MIN_UTF16_BYTES and (not _valid_utf8(data) or _looks_utf16(data))
+        decoded = _utf16_without_bom(data) if maybe_utf16 else None
         if decoded:
             return decoded
         if _looks_utf16(data):
@@ -147,11 +150,22 @@ def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
     return None
 
 
+def _valid_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+_MIN_UTF16_BYTES = 64  # a report is kilobytes; below this, NULs are read as binary, not guessed as UTF-16
+
+
 def _looks_utf16(data: bytes) -> bool:
     """True when NUL bytes are frequent and nearly all on one side of each byte pair, as in UTF-16
-    (a few bytes say nothing: a lone NUL is binary)."""
+    (a few bytes say nothing: 「0\\x00」 is a NUL after a digit, not UTF-16 「0」)."""
     odd, even = data[1::2].count(0), data[0::2].count(0)
-    return len(data) >= 4 and max(odd, even) >= 0.1 * (len(data) // 2) and min(odd, even) <= 0.1 * max(odd, even)
+    return len(data) >= _MIN_UTF16_BYTES and max(odd, even) >= 0.1 * (len(data) // 2) and min(odd, even) <= 0.1 * max(odd, even)
 
 
 # What a Chinese report is written in: ASCII and Latin-1, general punctuation, letterlike symbols to

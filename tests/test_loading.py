@@ -271,7 +271,7 @@ def test_pdf_that_is_not_a_pdf(tmp_path):
     _refused(_write(tmp_path, "r.pdf", b"not a pdf at all " * 10), "damaged", "no text layer")
 
 
-@pytest.mark.parametrize("data", [b"\x00", b"\x00\x00\x00"])
+@pytest.mark.parametrize("data", [b"\x00", b"\x00\x00\x00", b"0\x00"])
 def test_a_few_nul_bytes_are_binary_not_broken_utf16(tmp_path, data):
     """Hypothesis found it: a one-byte file b"\\x00" was called UTF-16 cut short."""
     path = tmp_path / "r.txt"
