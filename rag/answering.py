@@ -21,7 +21,7 @@ from rag import schema
 from rag.claims import (
     TEXT_SUPPORT, Ask, Binder, Evidence, Support, content_bigrams, evidence_sentences, is_english, share,
 )
-from rag.districts import district_english, find_districts, names_district
+from rag.districts import district_english, find_districts, meta_label, names_label
 from rag.errors import LLMUnavailableError
 from rag.evidence import Excerpt
 from rag.grounding import quantities
@@ -69,13 +69,14 @@ def format_context(excerpts: list[Excerpt]) -> str:
 
 
 def _source(meta: dict) -> str:
-    district = meta[schema.DISTRICT].strip() or schema.UNKNOWN_DISTRICT_TEXT
+    district = meta_label(meta).strip() or schema.UNKNOWN_DISTRICT_TEXT
     year = meta[schema.YEAR] or schema.UNKNOWN_YEAR_TEXT
     return f"{district} · {year} · {meta[schema.SECTION] or '报告开头'}"
 
 
 def report_name(district: str, year: int, english: bool = False) -> str:
-    """Whose report a sentence is from, in an answer: 「荣昌区2024年报告」, Rongchang District (2024 report).
+    """Whose report a sentence is from, in an answer: 「荣昌区2024年报告」, Rongchang District (2024 report);
+    `district` as written for people (北京市朝阳区 when two units share the name).
 
     A district or year not detected is left out or said to be unknown, never written "" or 0:
     「区县未识别的2024年报告」, 「荣昌区报告」.
@@ -135,10 +136,10 @@ class ExtractiveAnswerer:
             ranked.sort(key=lambda r: r[:2], reverse=True)
             pools.append([r[2] for r in ranked])
         firsts = [pool[0] for pool in pools if pool]  # the best answer to each part first
-        if ask.comparison:  # then the best sentence of each compared district
+        if ask.comparison:  # then the best sentence of each compared report (district, or year of one)
             for pool in pools:
                 for e in pool:
-                    if all(e.district != f.district for f in firsts):
+                    if all(e.meta[schema.FILE] != f.meta[schema.FILE] for f in firsts):
                         firsts.append(e)
         rest = [e for pool in pools for e in pool]
         limit = max(self.max_sentences, len(firsts)) if pools else 0
@@ -232,6 +233,7 @@ class Composer:
         self.shown: list[str] = []
         self.citations: list[Citation] = []
         self._numbers: dict[tuple[str, int, int], int] = {}
+        self._cited: list[Evidence] = []  # the sentences cited, in citation order
         self.answered = not ask.wants_figure  # a figure question waits for a figure that answers it
         self.model_refused = False
         self.grounded = True
@@ -296,7 +298,7 @@ class Composer:
         body = _as_written(body, support)
         if self.ask.english and not is_english(body):  # an English question is answered in English:
             e = support.sentences[0]                      # the Chinese claim gives way to its quoted sentence
-            quoted = f"{report_name(e.district, e.report_year, english=True)}: 「{e.text}」"
+            quoted = f"{report_name(e.place, e.report_year, english=True)}: 「{e.text}」"
             return self._show(quoted, Support([e], support.figures), "\n", claim=body)
         return self._show(body, support, tail, claim=body)
 
@@ -329,6 +331,7 @@ class Composer:
         if key not in self._numbers:
             self._numbers[key] = len(self._numbers) + 1
             self.citations.append(citation(self._numbers[key], e))
+            self._cited.append(e)
         return self._numbers[key]
 
     def _with_subject(self, body: str, support: Support) -> str:
@@ -339,14 +342,17 @@ class Composer:
             return body
         e = support.sentences[0]
         # A report whose district was not detected is its own subject: named by its file, not by "".
-        subject = e.district if e.district.strip() else "\0" + e.meta[schema.FILE]
-        said = subject == self._subject or names_district(self._subject, e.district)
+        subject = e.place if e.district.strip() else "\0" + e.meta[schema.FILE]
+        years_of_one_place = self.ask.comparison and len(self.ask.districts) <= 1
+        if years_of_one_place:  # its reports are told apart by their years
+            subject += f"\0{e.report_year}"
+        said = subject == self._subject or (not years_of_one_place and names_label(self._subject, e.place))
         if (self.ask.districts and not self.ask.comparison) or said:
             return body
         self._subject = subject
         if self.ask.english:
-            return f"{report_name(e.district, e.report_year, english=True)}: {body}"
-        return f"{report_name(e.district, e.report_year)}：{body}"
+            return f"{report_name(e.place, e.report_year, english=True)}: {body}"
+        return f"{report_name(e.place, e.report_year)}：{body}"
 
     # ---- when the writer's text does not answer ----------------------------------------
 
@@ -369,7 +375,7 @@ class Composer:
         if nearby is None:
             return f"{NOT_FOUND}：在{self.searched}中没有找到能回答这个问题的内容。"
         n = self._number(nearby)
-        where = report_name(nearby.district, nearby.report_year)
+        where = report_name(nearby.place, nearby.report_year)
         what = "所问的数据" if self.ask.wants_figure else "所问的内容"
         return (f"{NOT_FOUND}：在{self.searched}中没有找到{what}。相近的内容是{where}中的"
                 f"「{nearby.text}」[{n}]")
@@ -399,16 +405,15 @@ class Composer:
 
     def _missing_districts(self) -> str:
         """A compared district the text left out gets its own best sentence, quoted."""
-        cited = {c.district for c in self.citations}
         out = []
         for district in self.ask.districts:
-            if any(names_district(district, c) for c in cited):
+            if any(names_label(district, e.place) for e in self._cited):
                 continue
-            pool = [e for e in self.fallback.choose(self.binder) if names_district(district, e.district)]
+            pool = [e for e in self.fallback.choose(self.binder) if names_label(district, e.place)]
             if not pool:
                 continue
             e = pool[0]
-            name = district_english(e.district) if self.ask.english else e.district
+            name = district_english(e.place) if self.ask.english else e.place
             out.append(self._show(f"\n{name}：「{e.text}」", Support([e], []), ""))
         return "".join(out)
 

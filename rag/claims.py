@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from rag import schema
-from rag.districts import find_districts, names_district
+from rag.districts import district_mentions, find_districts, mention_label, meta_label, names_label
 from rag.grounding import Quantity, quantities
 from rag.text import fold, sentence_spans
 
@@ -96,7 +96,7 @@ class Ask:
     kinds: set[str] = field(default_factory=set)   # quantity kinds asked for; empty: no figure asked
     wants_figure: bool = False
     years: list[int] = field(default_factory=list)  # years the question names
-    districts: list[str] = field(default_factory=list)  # districts it names (canonical)
+    districts: list[str] = field(default_factory=list)  # places it names (canonical; 北京市朝阳区 when shared)
     comparison: bool = False
     wants_list: bool = False
     english: bool = False
@@ -108,8 +108,8 @@ class Ask:
 
     @property
     def bigrams(self) -> set[str]:
-        """The question's content bigrams: without its districts and the words that only ask."""
-        names = tuple(n for d in self.districts for n in (d, *re.split(r"(?<=[区县])", d), re.sub(r"[区县镇]$", "", d)) if n)
+        """The question's content bigrams: without its places (and their cities) and the words that only ask."""
+        names = tuple(n for d in self.districts for n in (d, *re.split(r"(?<=[省市区县])", d), re.sub(r"[区县镇]$", "", d)) if n)
         return content_bigrams(self.search or self.question, names + QUESTION_WORDS)
 
     @classmethod
@@ -159,6 +159,11 @@ class Evidence:
     @property
     def district(self) -> str:
         return self.meta[schema.DISTRICT]
+
+    @property
+    def place(self) -> str:
+        """The report's place as written for people: 荣昌区, 北京市朝阳区."""
+        return meta_label(self.meta)
 
     @property
     def report_year(self) -> int:
@@ -333,9 +338,9 @@ class Binder:
 
     def bind(self, claim: str, markers: list[int]) -> Support | None:
         """The support of a claim (markers name prompt excerpts, 1-based), or None when nothing states it."""
-        named = find_districts(claim)
+        named = list(dict.fromkeys(mention_label(m) for m in district_mentions(claim)))
         pool = [e for e in self.evidence + self.outline
-                if not named or any(names_district(d, e.district) for d in named)]
+                if not named or any(names_label(d, e.place) for d in named)]
         stated = [q for q in quantities(claim) if not self._context_figure(q)]
         preferred = {m - 1 for m in markers}
         if stated:

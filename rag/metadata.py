@@ -1,7 +1,10 @@
-"""Report metadata: district, year, issuing body and title, detected from the text.
+"""Report metadata: district (with its city, province and code), year, issuing body and title,
+detected from the text.
 
 A sidecar ``<file name>.meta.yaml`` beside the report (e.g. ``003_….txt.meta.yaml``)
-overrides any of the four fields; the UI's "fix metadata" button writes it.
+overrides district, year, body, title, city or province; the UI's "fix metadata" button writes it.
+The district's code is never written by hand: it follows from the name, the city or province
+given, and the prefectures and provinces the report names (北京市 or 长春市 for a 朝阳区).
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ from pathlib import Path
 
 import yaml
 
-from rag.districts import DISTRICTS, district_mentions
+from rag.districts import gazetteer, identify, read_places
 from rag.errors import BadFileError
 from rag.loading import LoadedReport
 from rag.sections import Section, parse_sections
 from rag.text import fold
 
 SIDECAR_SUFFIX = ".meta.yaml"
-FIELDS = ("district", "year", "body", "title")
+FIELDS = ("district", "year", "body", "title", "city", "province")
+_PLACE_FIELDS = {"district", "city", "province"}  # a fix of any of them identifies the unit again
 FIRST_YEAR, LAST_YEAR = 1900, 2099  # a report's year; Chroma stores it as a 64-bit integer
 
 _YEAR = re.compile(r"(?<![\d\-–—~～至到])((?:19|20)\d{2})\s*年")
@@ -30,7 +34,6 @@ _TITLE = re.compile(r"(关于.*(报告|情况)|.*报告)$")
 _ORG_SUFFIX = ("人民政府", "政府", "司法局", "局", "委员会", "办公室")
 # An issuing body inside running text: 区司法局, 区人民政府, 大进镇人民政府.
 _BODY_IN_TEXT = re.compile(r"(?:[区县]|(?<![\u4e00-\u9fff])[\u4e00-\u9fff]{2,3}(?:镇|乡|街道))(?:司法局|人民政府)")
-_PROVINCE = re.compile(r"^(?:中共)?(?:重庆市)?")
 _HEAD_WEIGHT = 3  # a district named in the title, letterhead or signature counts this much more
 
 
@@ -42,6 +45,9 @@ class ReportMeta:
     year: int | None   # the year the report covers
     body: str          # issuing body: 区司法局, 区人民政府, 大进镇人民政府; "" when unknown
     title: str
+    city: str = ""           # the district's prefecture: 重庆市, 长春市; "" when unknown
+    province: str = ""       # 重庆市, 吉林省; "" when unknown
+    district_code: str = ""  # the county-level unit's code: 500153, 220104; "" when not identified
 
 
 def _is_short_line(line: str) -> bool:
@@ -82,30 +88,53 @@ def _org_lines(head: list[str], tail: list[str]) -> list[str]:
     return [ln for ln in lines if ln.endswith(_ORG_SUFFIX) and "关于" not in ln]
 
 
-def _detect_district(text: str, head: list[str], tail: list[str]) -> str:
+def _detect_district(text: str, head: list[str], tail: list[str]) -> tuple[str, Counter[str]]:
     """The district the title, letterhead or signature names (a town there wins), else the
-    district named most often, head mentions counting more."""
+    district named most often, head mentions counting more; with the prefectures and provinces
+    the report names, weighed alike (they tell two units of one name apart)."""
     short = "\n".join(ln for ln in (*head, *tail) if _is_short_line(ln))
-    towns = [m.name for m in district_mentions(short) if m.district and m.name not in DISTRICTS]
+    head_mentions, head_regions = read_places("\n".join((*head, *tail)))
+    text_mentions, text_regions = read_places(text)
+    regions = Counter({r: n * _HEAD_WEIGHT for r, n in head_regions.items()}) + text_regions
+    towns = [m.name for m in read_places(short)[0] if m.district and m.name != m.district]
     if towns:
-        return towns[0]
+        return towns[0], regions
     scores: Counter[str] = Counter()
     first: dict[str, int] = {}
-    for weight, part in ((_HEAD_WEIGHT, "\n".join((*head, *tail))), (1, text)):
-        for mention in district_mentions(part):
+    for weight, mentions in ((_HEAD_WEIGHT, head_mentions), (1, text_mentions)):
+        for mention in mentions:
             if mention.district:
                 scores[mention.district] += weight
                 first.setdefault(mention.district, mention.start if weight == 1 else -1)
     if not scores:
-        return ""
-    return max(scores, key=lambda d: (scores[d], -first[d]))
+        return "", regions
+    return max(scores, key=lambda d: (scores[d], -first[d])), regions
+
+
+def _place(district: str, regions: Counter[str], city: str = "", province: str = "") -> tuple[str, str, str]:
+    """(city, province, code) of a report's district: the unit identified, else what was given."""
+    county = identify(district, regions, city, province) if district else None
+    return (county.city, county.province, county.code) if county else (city, province, "")
+
+
+def _only_regions(prefix: str) -> bool:
+    """True for what may stand before a district in an organisation's name: 中共, 北京市, 吉林省长春市."""
+    rest = prefix.removeprefix("中共")
+    regions = gazetteer().regions
+    while rest:
+        region = next((r for r in regions if regions[r] == r and rest.startswith(r)), "")
+        if not region:
+            return False
+        rest = rest[len(region) :]
+    return True
 
 
 def _short_body(org: str) -> str:
     """重庆市开州区大进镇人民政府 → 大进镇人民政府; 重庆市荣昌区司法局 → 区司法局."""
-    org = _PROVINCE.sub("", org)
-    mention = next(iter(district_mentions(org)), None)
-    if mention and mention.start == 0 and mention.district:
+    mention = next(iter(read_places(org)[0]), None)
+    if mention and mention.district and _only_regions(org[: mention.start]):
+        org = org[mention.start :]
+        mention = next(iter(read_places(org)[0]))
         rest = org[mention.end :]
         if mention.name != mention.district:  # a town keeps its own name
             return mention.name[len(mention.district) :] + rest
@@ -133,7 +162,7 @@ def compose_title(district: str, year: int | None) -> str:
 
 
 def detect_metadata(text: str, file: str, sections: list[Section] | None = None) -> ReportMeta:
-    """District, year, issuing body and title of a report, from its text.
+    """District (with city, province and code), year, issuing body and title of a report, from its text.
 
     The title is the report's title line, else composed from district and year, else
     (district unknown) the file's stem. `sections` are text's parse_sections, if the caller has them.
@@ -141,11 +170,13 @@ def detect_metadata(text: str, file: str, sections: list[Section] | None = None)
     head, tail = _head_and_tail(text, parse_sections(text) if sections is None else sections)
     title = _title_line(head)
     year = _detect_year(title, head, text)
-    district = _detect_district(text, head, tail)
+    district, regions = _detect_district(text, head, tail)
     body = _detect_body(title, head, tail, text)
     if not title:
         title = compose_title(district, year) if district else Path(file).stem
-    return ReportMeta(district=district, year=year, body=body, title=title)
+    city, province, code = _place(district, regions)
+    return ReportMeta(district=district, year=year, body=body, title=title, city=city, province=province,
+                      district_code=code)
 
 
 def sidecar_path(path: Path) -> Path:
@@ -199,11 +230,14 @@ def report_metadata(report: LoadedReport) -> ReportMeta:
     meta = replace(detected, **overrides)
     if "title" not in overrides and detected.title == compose_title(detected.district, detected.year):
         meta.title = compose_title(meta.district, meta.year)  # a composed title follows the fix
+    if overrides.keys() & _PLACE_FIELDS:
+        given = (overrides.get("city", ""), overrides.get("province", ""))
+        meta.city, meta.province, meta.district_code = _place(meta.district, read_places(report.text)[1], *given)
     return meta
 
 
 def write_sidecar(path: Path, **fields) -> Path:
-    """Merge fields (district, year, body, title) into the sidecar of the report at path.
+    """Merge fields (district, year, body, title, city, province) into the sidecar of the report at path.
 
     A field given as None is removed from the sidecar, so detection applies to it again.
     Returns the sidecar's path.

@@ -15,7 +15,7 @@ from rag.conversations import ConversationStore, SqliteConversations
 from rag.errors import ConfigError, IndexMissingError, IndexUnavailableError, QuestionError, QuestionTooLongError
 from rag.evidence import Excerpt, select_excerpts
 from rag.providers import PROVIDERS
-from rag.retrieval import HybridRetriever, Passage, Route, covered_summary, rewrite_follow_up, route_question
+from rag.retrieval import HybridRetriever, Place, Passage, Route, covered_summary, rewrite_follow_up, route_question
 from rag.schema import Answer
 from rag.sections import parse_sections
 from rag.settings import Settings, load_settings
@@ -311,7 +311,7 @@ def _searched(route: Route, manifest: dict) -> str:
     those whose district was not detected are not named (「、 2024年」), and none named reads 「现有报告」."""
     reports = [
         r for r in manifest["reports"].values()
-        if (not route.districts or r["district"] in route.districts) and (not route.years or r["year"] in route.years)
+        if (not route.places or Place.of(r) in route.places) and (not route.years or r["year"] in route.years)
     ]
     summary = covered_summary(reports)
     return f"{summary}的报告" if summary else "现有报告"

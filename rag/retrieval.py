@@ -1,19 +1,25 @@
-"""Retrieval: route a question by the districts and years it names, then hybrid search.
+"""Retrieval: route a question by the places and years it names, then hybrid search.
 
 Dense (Chroma) and keyword (BM25) candidates are fused by weighted reciprocal rank.
-A question about a district or year that no report covers is not searched at all:
-answering it from another district's report would be wrong.
+A question about a place or year that no report covers is not searched at all:
+answering it from another district's report would be wrong. A place is a county-level unit
+(its code tells two 朝阳区 apart) or a town in one; a name two places of the knowledge base
+share is answered for each of them, never for one picked silently.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from langchain_core.documents import Document
 
+from rag import schema
 from rag.claims import is_english
-from rag.districts import find_districts, names_district
+from rag.districts import (
+    KNOWN_TOWNS, district_mentions, find_districts, gazetteer, mention_label, meta_label, names_label, place_label,
+)
 from rag.glossary import chinese_terms
 from rag.schema import UNKNOWN_YEAR_TEXT
 from rag.settings import RetrievalSettings
@@ -22,6 +28,33 @@ from rag.text import fold
 
 _YEAR = re.compile(r"(20\d{2})\s*年")
 _FOLLOW_UP = re.compile(r"^(那|那么|还有|同样|其|它|该区|该镇)|呢[？?]?$")
+# Years asked for without being written: 「近三年」「三年来」, 「比上年」「同比」, and a change over the years.
+_NUMBERS = {c: n for n, c in enumerate("一二三四五六七八九十", 1)} | {"两": 2}
+_RECENT = re.compile(r"近([一二两三四五六七八九十]|\d{1,2})年|([一二两三四五六七八九十]|\d{1,2})年(?:来|以来|间)")
+_PREVIOUS = re.compile(r"上年|上一年|去年|前一年|同比|上年度")
+_OVER_YEARS = re.compile(r"变化|趋势|逐年|历年|各年|每年|几年|近年|增减|变动|对比|相比|比较|\btrend|\bover the years|"
+                         r"\beach year|\bchange[sd]?\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Place:
+    """A place the knowledge base holds reports of: its district (or town) and the unit it is in."""
+
+    district: str
+    city: str = ""
+    province: str = ""
+    code: str = ""    # the county-level unit's code; "" when the report's unit was not identified
+
+    @classmethod
+    def of(cls, report: Mapping) -> "Place":
+        """The place of a manifest row (rows of older indexes have no city, province or code)."""
+        return cls(report[schema.DISTRICT], report.get(schema.CITY) or "", report.get(schema.PROVINCE) or "",
+                   report.get(schema.DISTRICT_CODE) or "")
+
+    @property
+    def label(self) -> str:
+        """荣昌区; 北京市朝阳区 when two units share the name."""
+        return place_label(self.district, self.city, self.province)
 
 
 @dataclass
@@ -31,10 +64,19 @@ class Route:
     question: str
     query: str = ""                                       # what is searched: the question, with the
                                                           # Chinese terms of an English one
-    districts: list[str] = field(default_factory=list)   # knowledge-base districts to search
+    districts: list[str] = field(default_factory=list)   # the places searched, as written for people
+                                                          # (荣昌区; 北京市朝阳区 when a name is shared)
+    places: list[Place] = field(default_factory=list)    # the same places, to filter the search by
     years: list[int] = field(default_factory=list)       # report years to search
-    comparison: bool = False
+    comparison: bool = False                              # several places, or several years of one:
+                                                          # each searched and answered apart
+    across_years: bool = False                            # the report years are searched apart
     not_covered: str = ""                                 # why nothing can be searched, if so
+
+    def groups(self) -> list[tuple[Place | None, list[int] | None]]:
+        """(place, report years) searched apart: one per place and, across years, one per year."""
+        years = [[year] for year in self.years] if self.across_years else [self.years or None]
+        return [(place, y) for place in self.places or [None] for y in years]
 
 
 @dataclass
@@ -50,11 +92,12 @@ class Passage:
 
 
 def covered_summary(reports: list[dict]) -> str:
-    """「九龙坡区 2025年、梁平区 2024年、璧山区（年份未识别）」: the reports of known districts, or "".
+    """「九龙坡区 2025年、梁平区 2024年、璧山区（年份未识别）」: the reports of known districts, or "";
+    a name two units share is written with its city (北京市朝阳区 2024年).
 
     A report whose district was not detected is left out: it would read 「、 2024年」.
     """
-    names = (f"{r['district']} {r['year']}年" if r["year"] else f"{r['district']}（{UNKNOWN_YEAR_TEXT}）"
+    names = (f"{meta_label(r)} {r['year']}年" if r["year"] else f"{meta_label(r)}（{UNKNOWN_YEAR_TEXT}）"
              for r in sorted(reports, key=lambda r: r["file"]) if r["district"].strip())
     return "、".join(dict.fromkeys(names))
 
@@ -68,14 +111,16 @@ def _holdings(reports: list[dict]) -> str:
 
 
 def resolve_districts(mentions: list[str], known: list[str]) -> tuple[list[str], list[str]]:
-    """Map mentioned districts onto knowledge-base districts; return (matched, unmatched mentions).
+    """Map places named (names or labels) onto the knowledge base's places (labels); return
+    (matched, unmatched mentions).
 
-    A town matches its own entry (大进镇 → 开州区大进镇), and so does its district (开州区);
-    a blank known district (not detected) matches nothing.
+    A town matches its own entry (大进镇 → 开州区大进镇), and so does its district (开州区); 朝阳区
+    matches both 北京市朝阳区 and 长春市朝阳区, 长春市朝阳区 only its own; a blank known district
+    (not detected) matches nothing.
     """
     matched, unmatched = [], []
     for mention in mentions:
-        hits = [d for d in known if names_district(mention, d)]
+        hits = [d for d in known if names_label(mention, d)]
         if hits:
             matched.extend(h for h in hits if h not in matched)
         else:
@@ -107,30 +152,69 @@ def rewrite_follow_up(question: str, history: list[tuple[str, str]] | None) -> s
     return f"{previous}（追问：{question}）"
 
 
+def _places_named(question: str, places: dict[str, Place]) -> list[str]:
+    """The places a question names, as labels: the knowledge base's short forms (武侯) and towns count."""
+    g = gazetteer()
+    towns = set(KNOWN_TOWNS)
+    for place in places.values():
+        county = g.county_part(place.district)
+        if county and place.district != county:
+            towns.add(place.district[len(county) :])
+    known = {place.code for place in places.values() if place.code}
+    return list(dict.fromkeys(mention_label(m) for m in district_mentions(question, towns, known)))
+
+
+def _asked_years(question: str, explicit: list[int], available: list[int]) -> tuple[list[int], set[int]]:
+    """(years asked, report years wanted). Years written are asked (and with 「比上年」 the year before
+    each); a report of year Y covers Y and sets out its plans for Y+1, so Y-1's report is wanted too.
+    Else, among the report years `available` of the places named: the latest N for 「近N年」, the
+    latest two for 「比上年」, all of them for a change over the years."""
+    folded = fold(question)
+    previous = bool(_PREVIOUS.search(folded))
+    if explicit:
+        asked = set(explicit) | ({y - 1 for y in explicit} if previous else set())
+        return sorted(asked), {y for a in explicit for y in (a, a - 1)}
+    if not available:
+        return [], set()
+    latest = available[-1]
+    recent = _RECENT.search(folded)
+    if recent:
+        n = recent.group(1) or recent.group(2)
+        asked = [y for y in available if y > latest - (int(n) if n.isdigit() else _NUMBERS[n])]
+    elif previous:
+        asked = [y for y in available if y >= latest - 1]
+    else:
+        asked = available if _OVER_YEARS.search(folded) else []
+    return asked, set(asked)
+
+
 def route_question(question: str, reports: list[dict], districts=None, years=None) -> Route:
     """Turn a question (and optional explicit filters) into a Route over the live reports.
 
     A report whose district or year was not detected ("", 0) is searched only by a question that
     names no district (or no year): it is never a match for a named one. Blank filters filter nothing.
+    A question over several years of one place (「近三年」, 「2023年和2024年…变化」, 「比上年」)
+    searches each report year apart.
     """
-    known = sorted({r["district"] for r in reports if r["district"].strip()})
+    places = {Place.of(r).label: Place.of(r) for r in reports if r["district"].strip()}
     route = Route(question=question, query=question)
     if is_english(question):
-        route.query = " ".join([question, *chinese_terms(question), *find_districts(question)])
-    mentions = [d for d in districts or () if d.strip()] or find_districts(question)
+        known = {p.code for p in places.values() if p.code}
+        route.query = " ".join([question, *chinese_terms(question), *find_districts(question, known=known)])
+    mentions = [d for d in districts or () if d.strip()] or _places_named(question, places)
     if mentions:
-        matched, unmatched = resolve_districts(mentions, known)
+        matched, unmatched = resolve_districts(mentions, list(places))
         if unmatched:
             route.not_covered = f"现有报告不涉及{'、'.join(unmatched)}；{_holdings(reports)}"
             return route
         route.districts = matched
-    route.comparison = len(route.districts) > 1
+        route.places = [places[label] for label in matched]
+    candidates = [r for r in reports if not route.places or Place.of(r) in route.places]
     named = _YEAR.findall(fold(question)) or (re.findall(r"\b(20\d{2})\b", question) if is_english(question) else [])
-    asked_years = [int(y) for y in (years or named) if int(y) > 0]
+    explicit = [int(y) for y in (years or named) if int(y) > 0]
+    available = sorted({r["year"] for r in candidates if r["year"]}) if route.places else []
+    asked_years, wanted = _asked_years(question, explicit, available)
     if asked_years:
-        # A report of year Y covers Y and sets out its plans for Y+1.
-        wanted = {y for a in asked_years for y in (a, a - 1)}
-        candidates = [r for r in reports if not route.districts or r["district"] in route.districts]
         covering = sorted({r["year"] for r in candidates if r["year"] in wanted})
         if not covering:
             where = "、".join(route.districts)
@@ -140,6 +224,8 @@ def route_question(question: str, reports: list[dict], districts=None, years=Non
             )
             return route
         route.years = covering
+        route.across_years = bool(route.places) and len(asked_years) > 1 and len(covering) > 1
+    route.comparison = len(route.places) > 1 or route.across_years
     return route
 
 
@@ -151,27 +237,37 @@ class HybridRetriever:
         self.settings = settings
 
     def retrieve(self, route: Route, manifest: dict, k: int | None = None) -> list[Passage]:
-        """Best passages for the route, best first; one slice per district for comparisons."""
+        """Best passages for the route, best first; one slice per place (and per year across years)
+        for comparisons."""
         if route.not_covered:
             return []
-        years = route.years or None
-        if not route.comparison:
-            ranked = self._fuse(route.query, manifest, route.districts or None, years, k or self.settings.top_k)
+        groups = route.groups()
+        if len(groups) == 1:
+            place, years = groups[0]
+            ranked = self._fuse(route.query, manifest, place, years, k or self.settings.top_k)
         else:
-            per_district = self.settings.per_district_k
-            groups = [self._fuse(route.query, manifest, [d], years, per_district) for d in route.districts]
-            ranked = [group[rank] for rank in range(per_district)  # interleaved: every district near the top
-                      for group in groups if rank < len(group)]
+            per_group = self.settings.per_district_k
+            found = [self._fuse(route.query, manifest, place, years, per_group) for place, years in groups]
+            ranked = [group[rank] for rank in range(per_group)  # interleaved: every place and year near the top
+                      for group in found if rank < len(group)]
         chunks = self.kb.get_chunks([cid for cid, _ in ranked])
         return [Passage(chunks[cid], score) for cid, score in ranked if cid in chunks]
 
-    def _fuse(self, query, manifest, districts, years, k) -> list[tuple[str, float]]:
-        """The k best (chunk id, fused score) pairs of dense and keyword search."""
+    def _fuse(self, query, manifest, place: Place | None, years, k) -> list[tuple[str, float]]:
+        """The k best (chunk id, fused score) pairs of dense and keyword search, of one place or all."""
         s = self.settings
+        districts = [place.district] if place else None
         dense = self.kb.dense_search(query, s.dense_k, manifest, districts, years)
         keyword = self.kb.keyword_search(query, s.keyword_k, manifest, districts, years)
         scores: dict[str, float] = {}
         for weight, ranking in ((s.dense_weight, dense), (s.keyword_weight, keyword)):
             for rank, (cid, _) in enumerate(ranking):
                 scores[cid] = scores.get(cid, 0.0) + weight / (s.rrf_k + rank + 1)
-        return sorted(scores.items(), key=lambda item: item[1], reverse=True)[:k]
+        fused = sorted(scores.items(), key=lambda item: item[1], reverse=True)
+        if place and any(Place.of(r) != place and r["district"] == place.district
+                         for r in manifest["reports"].values()):
+            # The store filters by name: of two 朝阳区, keep this one's chunks.
+            chunks = self.kb.get_chunks([cid for cid, _ in fused])
+            fused = [(cid, score) for cid, score in fused
+                     if cid in chunks and Place.of(chunks[cid].metadata) == place]
+        return fused[:k]

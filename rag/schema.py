@@ -13,6 +13,9 @@ from pydantic import BaseModel, Field
 CHUNK_ID = "chunk_id"
 FILE = "file"               # report file name relative to its folder, e.g. 003_….txt
 DISTRICT = "district"       # e.g. 荣昌区, 开州区大进镇; "" when not detected (never matches a named place)
+CITY = "city"               # prefecture of the district, e.g. 北京市, 长春市 (a municipality is its own); "" when unknown
+PROVINCE = "province"       # e.g. 北京市, 吉林省; "" when unknown
+DISTRICT_CODE = "district_code"  # six-digit code of the county-level unit, e.g. 110105: tells two 朝阳区 apart
 YEAR = "year"               # int, the year the report covers; 0 when not detected (never matches a year)
 TITLE = "title"
 BODY = "body"               # issuing body, e.g. 区司法局

@@ -338,10 +338,11 @@ class KnowledgeBase:
         return now["version"] == read["version"] and (read["pending"] or not now["pending"])
 
     def reports(self) -> list[dict]:
-        """One row per live report: file, district, year, title, body, chunks."""
+        """One row per live report: file, district (with city, province, district_code), year, title, body, chunks."""
         rows = self.manifest()["reports"]
         return [
-            {key: row[key] for key in ("file", "district", "year", "title", "body", "chunks")}
+            {key: row.get(key, "") for key in ("file", "district", "city", "province", "district_code", "year",
+                                               "title", "body", "chunks")}
             for row in sorted(rows.values(), key=lambda r: r["file"])
         ]
 
@@ -613,6 +614,9 @@ class KnowledgeBase:
                     "sha256": report.sha256,
                     "encoding": report.encoding,
                     "district": meta.district,
+                    "city": meta.city,
+                    "province": meta.province,
+                    "district_code": meta.district_code,
                     "year": meta.year or 0,
                     "title": meta.title,
                     "body": meta.body,
@@ -925,7 +929,9 @@ class KnowledgeBase:
             return None
         report = LoadedReport(file=name, path=source or Path(name), text=text, sha256=row["sha256"],
                               encoding=row["encoding"])
-        meta = ReportMeta(district=row["district"], year=row["year"] or None, body=row["body"], title=row["title"])
+        meta = ReportMeta(district=row["district"], year=row["year"] or None, body=row["body"], title=row["title"],
+                          city=row.get("city", ""), province=row.get("province", ""),
+                          district_code=row.get("district_code", ""))
         version = report_version(report, meta)  # the row's own, unless it was made by an older version
         rebuilt = self._versioned_chunks(report, meta, version)
         self._add_chunks(rebuilt, IngestSummary(), None)

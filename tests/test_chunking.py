@@ -23,7 +23,8 @@ SEEDS = PROJECT_ROOT / "seeds"
 GOLD = PROJECT_ROOT / "eval" / "gold" / "dev.jsonl"
 NAMES = sorted(p.name for p in SEEDS.glob("*.txt"))
 KEYS = {
-    schema.CHUNK_ID, schema.FILE, schema.DISTRICT, schema.YEAR, schema.TITLE, schema.BODY, schema.SECTION,
+    schema.CHUNK_ID, schema.FILE, schema.DISTRICT, schema.CITY, schema.PROVINCE, schema.DISTRICT_CODE, schema.YEAR,
+    schema.TITLE, schema.BODY, schema.SECTION,
     schema.SUBHEADING, schema.START, schema.END, schema.FILE_HASH, schema.HEADER,
 }
 

@@ -1,12 +1,17 @@
 """The district gazetteer: full and short names, Traditional script, English and pinyin, towns,
-and no false hits."""
+the whole country with codes, names two units share, and no false hits."""
 
 from __future__ import annotations
 
 import pytest
 
-from rag.districts import DISTRICTS, district_english, district_mentions, find_districts, names_district
+from rag.districts import (
+    DISTRICTS, district_english, district_mentions, find_districts, gazetteer, identify, names_district, place_label,
+    read_places,
+)
 from rag.text import fold
+
+CHONGQING = sorted(c.name for c in gazetteer().counties if c.province == "重庆市")
 
 
 @pytest.mark.parametrize(
@@ -50,8 +55,12 @@ def test_find_districts(text, expected):
         "风沙区域治理",
         "桥梁平稳运行",
         "召开州委会议",
-        "达州市达川区、大竹县、渠县、开江县等地检察机关",  # Sichuan, not Chongqing
         "川南渝西四市四区",
+        "建成“甬江北”法律服务驿站",  # 宁波's 甬江北, not 江北
+        # short forms and common words of other provinces: 平安区, 合作市, 资源县, 城区, 和县, 兴县, 新城区
+        "推进平安建设，深化区域合作市场监管，盘活水资源",
+        "城区道路和矿区、郊区的综合治理",
+        "省、市和县级政府，乡村振兴县域经济，加快新城区建设",
         "",
     ],
 )
@@ -59,11 +68,73 @@ def test_no_false_hits(text):
     assert find_districts(text) == []
 
 
-def test_gazetteer_has_38_simplified_full_names():
-    assert len(DISTRICTS) == len(set(DISTRICTS)) == 38
-    assert sum(d.endswith("区") for d in DISTRICTS) == 26
-    assert all(fold(d) == d for d in DISTRICTS)  # names are matched against folded text
-    assert all(find_districts(d) == [d] for d in DISTRICTS)
+def test_the_gazetteer_holds_the_whole_country_with_codes():
+    counties = gazetteer().counties
+    assert len(counties) > 2800 and len({c.code for c in counties}) == len(counties)
+    assert all(len(c.code) == 6 and c.code.isdigit() and c.province for c in counties)
+    # every unit is found, written after its city (乾县 is folded to 干县 like the text it is sought in)
+    assert all(find_districts(c.region + c.name) == [c.name] for c in counties if c.region != c.name)
+    assert len(DISTRICTS) == len({c.name for c in counties})
+    # Chongqing: the 37 units in force (两江新区 since 2025-11) and the two it replaced, all matched whole
+    assert len(CHONGQING) == 39 and {"两江新区", "江北区", "渝北区", "荣昌区", "石柱土家族自治县"} <= set(CHONGQING)
+    assert all(find_districts(d) == [d] for d in CHONGQING)
+    wuhou = gazetteer().named("武侯区")[0]
+    assert (wuhou.code, wuhou.city, wuhou.province) == ("510107", "成都市", "四川省")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("成都市武侯区2024年法治政府建设情况报告", [("武侯区", ["510107"])]),
+        ("达州市达川区、大竹县、渠县、开江县等地检察机关", [("达川区", ["511703"]), ("大竹县", ["511724"]),
+                                                       ("渠县", ["511725"]), ("开江县", ["511723"])]),
+        ("朝阳区", [("朝阳区", ["110105", "220104"])]),                  # two units of one name: both kept
+        ("北京市朝阳区和长春市朝阳区", [("朝阳区", ["110105"]), ("朝阳区", ["220104"])]),  # told apart by the city
+        ("吉林省长春市朝阳区", [("朝阳区", ["220104"])]),
+        ("南京鼓楼区与福州鼓楼区", [("鼓楼区", ["320106"]), ("鼓楼区", ["350102"])]),       # short city names
+        ("重庆市江北区", [("江北区", ["500105"])]),                        # the former unit, not 宁波's
+        ("阳泉市城区", [("城区", ["140302"])]),                            # a common word, named with its city
+        ("忠县、渠县", [("忠县", ["500233"]), ("渠县", ["511725"])]),
+        ("武侯的法律援助", []),                                          # 武侯: a short form nobody checked
+    ],
+)
+def test_units_of_the_whole_country_with_their_codes(text, expected):
+    assert [(m.name, sorted(m.codes)) for m in district_mentions(text)] == expected
+
+
+def test_short_forms_of_known_units_count():
+    assert find_districts("武侯的法律援助", known={"510107"}) == ["武侯区"]
+    assert find_districts("Wuhou legal aid", known={"510107"}) == ["武侯区"]
+    assert find_districts("Wuhou District legal aid") == ["武侯区"]  # a full name needs no knowing
+
+
+def test_regions_named_are_counted_by_full_name():
+    _, regions = read_places("北京市朝阳区司法局。首都北京，北京市委。吉林")
+    assert regions == {"北京市": 3, "吉林省": 1}
+
+
+@pytest.mark.parametrize(
+    "district, regions, city, expected",
+    [
+        ("武侯区", {}, "", "510107"),                                # the only one of its name
+        ("朝阳区", {"长春市": 2, "北京市": 1}, "", "220104"),         # the prefecture the report names most
+        ("朝阳区", {"吉林省": 1}, "", "220104"),                      # or its province
+        ("朝阳区", {}, "北京市", "110105"),                           # a city given (a sidecar) decides
+        ("朝阳区", {"北京市": 1, "长春市": 1}, "", None),              # a tie tells nothing
+        ("开州区大进镇", {}, "", "500154"),                          # a town: its district's unit
+        ("某某新区", {}, "", None),
+    ],
+)
+def test_identify_a_reports_unit(district, regions, city, expected):
+    county = identify(district, regions, city=city)
+    assert (county.code if county else None) == expected
+
+
+def test_a_name_two_units_share_is_written_with_its_city():
+    assert place_label("朝阳区", "北京市", "北京市") == "北京市朝阳区"
+    assert place_label("鼓楼区", "南京市", "江苏省") == "南京市鼓楼区"
+    assert place_label("荣昌区", "重庆市", "重庆市") == "荣昌区"
+    assert place_label("朝阳区") == "朝阳区"  # a report whose city is unknown keeps its bare name
 
 
 def test_traditional_full_names_match():
@@ -142,11 +213,24 @@ def test_find_districts_in_english_and_pinyin(text, expected):
         "Dajin",                        # a town needs Town or Zhen after it
         "Guchang Town",                 # not a known town
         "Chongqing Jiangbei International Airport",  # in 渝北区, not 江北区
-        "Qu Xian District County",
+        "Qu County District",            # a one-syllable name (渠县) only where checked
     ],
 )
 def test_no_false_hits_in_english(text):
     assert find_districts(text) == []
+
+
+@pytest.mark.parametrize(
+    "text, codes",
+    [
+        ("Chaoyang District, Beijing", ["110105"]),       # as district_english writes it
+        ("Chaoyang District of Changchun", ["220104"]),
+        ("Beijing's Chaoyang District", ["110105"]),
+        ("Chaoyang County", ["211321"]),                  # 朝阳县, not 朝阳区
+    ],
+)
+def test_english_names_are_narrowed_by_the_region_written_with_them(text, codes):
+    assert [sorted(m.codes) for m in district_mentions(text)] == [codes]
 
 
 def test_towns_passed_in_are_recognised_in_pinyin():
@@ -164,6 +248,7 @@ def test_english_mentions_carry_offsets_into_the_original_text():
 
 
 ENGLISH = {
+    "两江新区": "Liangjiang New Area",
     "万州区": "Wanzhou District", "涪陵区": "Fuling District", "渝中区": "Yuzhong District",
     "大渡口区": "Dadukou District", "江北区": "Jiangbei District", "沙坪坝区": "Shapingba District",
     "九龙坡区": "Jiulongpo District", "南岸区": "Nan'an District", "北碚区": "Beibei District",
@@ -183,8 +268,8 @@ ENGLISH = {
 
 
 def test_every_district_has_an_english_name_that_routes_back():
-    assert set(ENGLISH) == set(DISTRICTS)
-    for name in DISTRICTS:
+    assert set(ENGLISH) == set(CHONGQING)
+    for name in CHONGQING:
         english = district_english(name)
         assert english == ENGLISH[name]
         assert find_districts(english) == find_districts(english.lower()) == [name]
@@ -196,6 +281,8 @@ def test_every_district_has_an_english_name_that_routes_back():
         ("开州区大进镇", "Dajin Town, Kaizhou District"),
         ("大进镇", "Dajin Town"),
         ("梁平區", "Liangping District"),
+        ("北京市朝阳区", "Chaoyang District, Beijing"),
+        ("长春市朝阳区", "Chaoyang District, Changchun"),
         ("", ""),
     ],
 )
