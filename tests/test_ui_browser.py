@@ -352,3 +352,15 @@ def test_knowledge_base_upload_preview_fix_hit_test_remove(server, browser, tmp_
     assert not [e for e in find(driver, "#fz-remove-confirm") if e.is_displayed()]
     assert not [r for r in find(driver, "#fz-hits [role=row]") if r.text[:1].isdigit()], "stale hit-test rows"
     shot(driver, "15-removed")
+
+
+def test_the_api_docs_render_with_no_network(server, browser):
+    """/docs is Swagger UI from local files: every operation shows, and no resource came from elsewhere
+    (FastAPI's default page loads its scripts from a CDN, and was blank offline)."""
+    url = server[0]
+    browser.get(url + "/docs")
+    wait_for(browser, lambda d: len(find(d, ".opblock")) >= 10, message="Swagger UI listed no operations")
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(name.startswith(url) for name in loaded), loaded
+    assert any("/api/conversations" in element.text for element in find(browser, ".opblock-summary-path"))
+    shot(browser, "16-docs")
