@@ -81,10 +81,13 @@ class Route:
 
 @dataclass
 class Passage:
-    """A retrieved chunk with its fused score and rank."""
+    """A retrieved chunk with its fused score, and the scores it was fused from (None: that search
+    did not find it): the cosine similarity of dense search and the BM25 score of keyword search."""
 
     chunk: Document
     score: float
+    dense: float | None = None
+    keyword: float | None = None
 
     @property
     def meta(self) -> dict:
@@ -250,11 +253,12 @@ class HybridRetriever:
             found = [self._fuse(route.query, manifest, place, years, per_group) for place, years in groups]
             ranked = [group[rank] for rank in range(per_group)  # interleaved: every place and year near the top
                       for group in found if rank < len(group)]
-        chunks = self.kb.get_chunks([cid for cid, _ in ranked])
-        return [Passage(chunks[cid], score) for cid, score in ranked if cid in chunks]
+        chunks = self.kb.get_chunks([cid for cid, *_ in ranked])
+        return [Passage(chunks[cid], *scores) for cid, *scores in ranked if cid in chunks]
 
-    def _fuse(self, query, manifest, place: Place | None, years, k) -> list[tuple[str, float]]:
-        """The k best (chunk id, fused score) pairs of dense and keyword search, of one place or all."""
+    def _fuse(self, query, manifest, place: Place | None, years, k) -> list[tuple[str, float, float | None, float | None]]:
+        """The k best (chunk id, fused score, dense score, keyword score) of dense and keyword search,
+        of one place or all."""
         s = self.settings
         districts = [place.district] if place else None
         dense = self.kb.dense_search(query, s.dense_k, manifest, districts, years)
@@ -270,4 +274,5 @@ class HybridRetriever:
             chunks = self.kb.get_chunks([cid for cid, _ in fused])
             fused = [(cid, score) for cid, score in fused
                      if cid in chunks and Place.of(chunks[cid].metadata) == place]
-        return fused[:k]
+        dense_of, keyword_of = dict(dense), dict(keyword)
+        return [(cid, score, dense_of.get(cid), keyword_of.get(cid)) for cid, score in fused[:k]]

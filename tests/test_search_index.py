@@ -89,3 +89,10 @@ def test_knowledge_base_filtered_and_unfiltered_dense_search_agree(seeded_pipeli
     filtered = kb.dense_search(question, 5, manifest, districts=[district])
     assert [cid for cid, _ in filtered] == [cid for cid, _ in everywhere if cid in district_chunks][:5]
     assert [round(s, 4) for _, s in filtered] == [round(s, 4) for cid, s in everywhere if cid in district_chunks][:5]
+
+
+def test_a_passage_carries_the_dense_and_keyword_scores_it_was_fused_from(seeded_pipeline):
+    """The hit test shows them; a chunk only one search found has None for the other."""
+    passages = seeded_pipeline.retrieve("荣昌区2024年行政复议直接纠错率是多少？")
+    assert passages and all(p.dense is not None or p.keyword is not None for p in passages)
+    assert any(p.keyword and p.keyword > 0 for p in passages)

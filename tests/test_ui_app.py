@@ -89,10 +89,11 @@ def test_report_rows_choices_and_hit_rows_say_when_a_district_or_year_is_unknown
     assert report_rows(reports) == [["a.txt", "区县未识别", "年份未识别", "某报告", 3]]
     assert report_choices(reports) == [("某报告 · a.txt", "a.txt")]
     long_text = "很长的段落" * 50
-    rows = hit_rows([Passage(chunk("", text=long_text), 0.0327869), Passage(chunk("二、不足"), 0.016)])
-    assert rows[0][:6] == [1, 0.0328, "区县未识别", "年份未识别", "（报告开头）", "a.txt"]
-    assert rows[0][6].endswith("…") and len(rows[0][6]) == 161
-    assert rows[1][:5] == [2, 0.016, "区县未识别", "年份未识别", "二、不足"]
+    rows = hit_rows([Passage(chunk("", text=long_text), 0.0327869, 0.81234, None),
+                     Passage(chunk("二、不足"), 0.016, None, 7.55555)])
+    assert rows[0][:8] == [1, 0.0328, 0.8123, "—", "区县未识别", "年份未识别", "（报告开头）", "a.txt"]
+    assert rows[0][8].endswith("…") and len(rows[0][8]) == 161
+    assert rows[1][:7] == [2, 0.016, "—", 7.5556, "区县未识别", "年份未识别", "二、不足"]
 
 
 def test_a_stored_conversation_becomes_the_chat_with_its_answers_numbered_for_likes():

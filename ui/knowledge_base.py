@@ -25,7 +25,7 @@ from ui.chat import ChatTab
 from ui.render import esc, notice, render_lines
 
 REPORT_HEADERS = ["文件", "区县", "年份", "标题", "段落数"]
-HIT_HEADERS = ["排名", "融合分", "区县", "年份", "章节", "文件", "内容"]
+HIT_HEADERS = ["排名", "融合分", "向量相似度", "关键词分", "区县", "年份", "章节", "文件", "内容"]
 HIT_TEXT_CHARS = 160  # of a chunk's text in the hit table
 REPORT_START = "（报告开头）"  # the section of the text before the first heading
 PREVIEW_HINT = "<div class='fz-quiet'>在上表点一行，或在「报告」中选一份，查看它的标题结构和段落。</div>"
@@ -97,11 +97,13 @@ def render_report(report: dict, text: str, chunks: list) -> str:
 
 
 def hit_rows(passages: list[Passage]) -> list[list]:
-    """Hit-test rows, best first: rank, fused score, where each chunk is from, and its text."""
+    """Hit-test rows, best first: rank, the fused score and the dense and keyword scores it was fused
+    from (「—」: that search did not find the chunk), where each chunk is from, and its text."""
     rows = []
     for rank, p in enumerate(passages, 1):
         text = " ".join(p.chunk.page_content.split())
-        rows.append([rank, round(p.score, 4), p.meta[schema.DISTRICT] or UNKNOWN_DISTRICT_TEXT,
+        dense, keyword = ("—" if v is None else round(v, 4) for v in (p.dense, p.keyword))
+        rows.append([rank, round(p.score, 4), dense, keyword, p.meta[schema.DISTRICT] or UNKNOWN_DISTRICT_TEXT,
                      p.meta[schema.YEAR] or UNKNOWN_YEAR_TEXT, p.meta[schema.SECTION] or REPORT_START,
                      p.meta[schema.FILE], text[:HIT_TEXT_CHARS] + ("…" if len(text) > HIT_TEXT_CHARS else "")])
     return rows
