@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from langchain_core.runnables import RunnableGenerator
 
-from eval.processes import free_port
 from rag.pipeline import Pipeline
 from rag.settings import PROJECT_ROOT, load_settings
 from tests.conftest import SEEDS, UPLOAD_REPORT, make_kb
+from tests.test_ui_app import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -60,28 +59,15 @@ class SlowModel:
 def server(tmp_path_factory):
     """uvicorn on 127.0.0.1:<free port> serving the app over the seeds: fake embeddings, extractive
     answers by default, SlowModel as the 'local' provider. Yields (url, pipeline, model)."""
-    import uvicorn
-
-    from rag.api import create_app
-
     data_dir = tmp_path_factory.mktemp("ui")
     settings = load_settings(overrides={"data_dir": str(data_dir), "llm.provider": "extractive"})
     kb = make_kb(data_dir)
     kb.ingest(sorted(SEEDS.glob("*.txt")))
     model = SlowModel()
     pipeline = Pipeline(settings, kb, {"local": lambda: (RunnableGenerator(model.reply), "slow-fake")})
-    port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(create_app(pipeline), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert uv.started, "uvicorn did not start within 60 s"
-    yield f"http://127.0.0.1:{port}", pipeline, model
-    model.release.set()
-    uv.should_exit = True
-    thread.join(15)
+    with serving(pipeline) as url:
+        yield url.rstrip("/"), pipeline, model
+        model.release.set()  # a reply still waiting would hold the shutdown
 
 
 @pytest.fixture(scope="module")
