@@ -21,9 +21,9 @@ from rag.errors import (
     UnsafePathError,
     UploadTooLargeError,
 )
+from rag.ingest import ReportSource, staged_path
 from rag.metadata import sidecar_path, write_sidecar
 from rag.pipeline import Pipeline
-from rag.store import ReportSource, staged_path
 
 
 # An upload's name in UTF-8 bytes: file systems allow 255, and ".meta.yaml.partial" (or the

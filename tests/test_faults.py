@@ -695,7 +695,7 @@ def test_a_store_chroma_cannot_read_is_a_503_with_the_reason_until_it_can(tmp_pa
                                   "Failed to apply logs to the metadata segment")
 
     monkeypatch.setattr(type(kb._chunks), "get", unreadable)
-    monkeypatch.setattr(type(kb), "_free_bytes", lambda self: 40 * 1024)
+    monkeypatch.setattr(type(kb), "free_bytes", lambda self: 40 * 1024)
     asked, health = client.post("/api/ask", json={"question": QUESTION}), client.get("/healthz")
     assert asked.status_code == 503 and "free disk space" in asked.json()["detail"], asked.text
     assert health.status_code == 503 and "disk of the data folder is full" in health.json()["problems"][0]

@@ -16,11 +16,11 @@ from click.testing import CliRunner
 from rag import cli, schema
 from rag.chunking import CHUNKER_VERSION
 from rag.errors import IngestError
+from rag.ingest import ReportSource, staged_path
 from rag.pipeline import Pipeline
 from rag.report_files import ReportFiles
 from rag.search_index import SearchIndex
 from rag.settings import load_settings
-from rag.store import KnowledgeBase, ReportSource, staged_path
 from tests.conftest import UPLOAD_REPORT, make_kb
 from tests.test_store import _FailingEmbeddings
 
@@ -133,8 +133,8 @@ def _version_without_name(report, meta):
 
 def same_content_under_two_names_by_old_code(pipeline, monkeypatch):
     """What the old code did on `fazhi ingest DIR/sub` then `fazhi ingest DIR`: two rows, one version."""
-    monkeypatch.setattr("rag.store.report_version", _version_without_name)
-    monkeypatch.setattr(KnowledgeBase, "_same_content_as", lambda *args: None)
+    monkeypatch.setattr("rag.ingest.report_version", _version_without_name)
+    monkeypatch.setattr("rag.ingest._same_content_as", lambda *args: None)
     folder = pipeline.settings.data_dir.parent / "given"
     (folder / "sub").mkdir(parents=True)
     (folder / "sub" / "a.txt").write_text(OTHER_REPORT, encoding="utf-8")

@@ -139,7 +139,7 @@ class KnowledgeBaseStates(RuleBasedStateMachine):
         if point == "embedding":
             kb.vectors.add_documents = die(kb.vectors.add_documents)
         elif point == "text":
-            kb._store_report_texts = die(kb._store_report_texts)
+            kb.store_report_texts = die(kb.store_report_texts)
         else:
             kb._commit_manifest = die(kb._commit_manifest, int(point.split("-")[1]))
         try:

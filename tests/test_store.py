@@ -14,11 +14,13 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from rag import schema
 from rag.api import create_app
 from rag.errors import DuplicateReportError, IngestBusyError, IngestError
+from rag.ingest import Ingest, report_version
+from rag.lease import LEASE_ID
 from rag.loading import load_report
 from rag.metadata import report_metadata
 from rag.pipeline import Pipeline, report_files
 from rag.search_index import SearchIndex
-from rag.store import LEASE_ID, KnowledgeBase, report_version
+from rag.store import KnowledgeBase
 from tests.conftest import SEEDS, UPLOAD_REPORT, make_kb
 from tests.test_api import RONGCHANG, own_pipeline
 
@@ -128,7 +130,7 @@ def test_bad_file_is_reported_and_the_rest_goes_on(tmp_path, seeds_copy):
 
 def test_second_ingest_at_once_is_refused(tmp_path, seeds_copy):
     kb = make_kb(tmp_path)
-    with kb._ingest_lock():
+    with kb.ingest_lock.hold():
         errors = []
         thread = threading.Thread(target=lambda: _capture(errors, kb.ingest, _files(seeds_copy)))
         thread.start()
@@ -162,7 +164,7 @@ def test_ingests_from_two_data_folders_sharing_one_store_are_kept_apart(tmp_path
                          index_dir=tmp_path / "b" / "search", lock_path=tmp_path / "b" / "ingest.lock",
                          shared_store=True)
     reports = sorted(seeds_copy.glob("*.txt"))
-    with kb_a._ingest_lock():
+    with kb_a.ingest_lock.hold():
         with pytest.raises(IngestBusyError, match="另一个导入正在进行.*data folder sharing its Chroma store"):
             kb_b.ingest(reports[:1])
     assert kb_b.reports() == []
@@ -252,7 +254,7 @@ def test_two_names_never_share_a_version_so_never_chunk_ids(seeds_copy):
     meta = report_metadata(first)
     assert report_version(first, meta) != report_version(second, meta)
     kb = make_kb(seeds_copy.parent / "data")
-    ids = [{c.metadata[schema.CHUNK_ID] for c in kb._versioned_chunks(r, meta, report_version(r, meta))}
+    ids = [{c.metadata[schema.CHUNK_ID] for c in Ingest(kb).versioned_chunks(r, meta, report_version(r, meta))}
            for r in (first, second)]
     assert ids[0] and not ids[0] & ids[1]
 
