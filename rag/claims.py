@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 
 from rag import schema
 from rag.districts import district_mentions, find_districts, mention_label, meta_label, names_label
-from rag.grounding import Quantity, quantities
+from rag.grounding import Quantity, measured_words, quantities
 from rag.text import fold, sentence_spans
 
 # Characters that carry no subject: bigrams containing them are not compared.
 _STOP = set("的了为是和与及在等共其并对将把被已之中有个全年区镇县我本该达到约")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
-_LABEL_BOUNDARY = re.compile(r"[，,。；;：:、（()）]")
 _LABEL_CHARS = 8          # how far before a figure its label is read
 LABEL_FIT = 0.33          # share of a figure label's bigrams the claim or question must hold
 TEXT_SUPPORT = 0.5        # share of a text claim's bigrams its sentence must hold
@@ -175,18 +174,13 @@ class Evidence:
         punctuation. Other figures and the words of a change (「履行率由94.9%提升至99%」,
         「时间由半天缩短到5分钟」) are passed over; a change with no words of its own
         (「1004人、增长21%」) measures what the figure before it does."""
-        before = self.text[: q.start]
-        cut = max((m.end() for m in _LABEL_BOUNDARY.finditer(before)), default=0)
-        words_before = _label_words(before[cut:], q.start - cut, self.quantities, cut)
+        before, after = measured_words(self.text, self.quantities, q)
+        words_before = _content(before)
         if not words_before and q.change:
             earlier = [p for p in self.quantities if p.end <= q.start]
             if earlier:
                 return self.label(earlier[-1])
-        after = self.text[q.end:]
-        stop = min([m.start() for m in [_LABEL_BOUNDARY.search(after)] if m] + [len(after)])
-        stop = min([stop] + [p.start - q.end for p in self.quantities if p.start >= q.end])
-        words_after = "".join(c for c in _CHANGE_WORDS.sub(" ", fold(after[:stop])) if c not in _STOP and not c.isspace())
-        return content_bigrams(words_before[-_LABEL_CHARS:]), content_bigrams(words_after[:_LABEL_CHARS])
+        return content_bigrams(words_before[-_LABEL_CHARS:]), content_bigrams(_content(after)[:_LABEL_CHARS])
 
     def rate_head(self, q: Quantity) -> str:
         """The bigram ending in 率 written right before a rate (「直接纠错率22.22%」 → 错率), or ""."""
@@ -279,19 +273,9 @@ def evidence_sentences(excerpts, chunks=()) -> list[Evidence]:
     return found
 
 
-_CHANGE_WORDS = re.compile(
-    r"由|从|同比|环比|(?:增长|增加|提升|提高|上升|下降|降低|减少|缩短|压缩|延长)(?:至|到|为|了)?|(?:升|降|减)至|达到|达")
-
-
-def _label_words(text: str, end: int, figures: list[Quantity], offset: int) -> str:
-    """The content characters of text (before a figure at `end`), without figures and change words."""
-    chars = list(text)
-    for p in figures:
-        for i in range(max(p.start - offset, 0), min(p.end - offset, end)):
-            chars[i] = " "
-    cleaned = _CHANGE_WORDS.sub(" ", fold("".join(chars)))
-    cleaned = re.sub(r"[半一两几数]?[天日年月周]\s*$", " ", cleaned) if re.search(r"\s$", cleaned) else cleaned
-    return "".join(c for c in cleaned if c not in _STOP and not c.isspace())
+def _content(words: str) -> str:
+    """The characters of a figure's measured words that carry a subject."""
+    return "".join(c for c in fold(words) if c not in _STOP and not c.isspace())
 
 
 def label_fit(label: tuple[set[str], set[str]], context: set[str], head: str = "") -> float:

@@ -2,7 +2,7 @@
 
 Every figure is parsed into a `Quantity`: its value normalised (１.１６万 = 11600, 十五 = 15,
 ９９.８％ = 99.8%), its unit as written (件, 人, %, 万元, 平方米…) and the kind of quantity
-that unit measures (count, rate, amount, area, duration, date). Answers are checked against
+that unit measures (count, rate, amount, area, score, duration, date). Answers are checked against
 the quantities of the sentences they cite, and questions say which kind they ask for: a
 sentence that says 「增长30.2%」 does not support a count of cases.
 """
@@ -20,6 +20,7 @@ UNITS: dict[str, tuple[str, ...]] = {
     "rate": ("个百分点", "百分点", "%", "‰"),
     "amount": ("万美元", "万元", "亿元", "美元", "元"),
     "area": ("平方公里", "平方千米", "平方米", "平米", "㎡", "公顷", "亩"),
+    "score": ("分",),
     "duration": ("个工作日", "工作日", "个小时", "小时", "分钟", "个月", "学时", "周", "天"),
     "count": (
         "万人次", "人次", "件次", "户次", "场次", "批次", "余人", "件", "起", "宗", "人", "名", "家", "个", "次",
@@ -32,19 +33,23 @@ KINDS = tuple(UNITS)
 _UNIT_KIND = {unit: kind for kind, units in UNITS.items() for unit in units}
 _UNIT_RE = "|".join(re.escape(u) for u in sorted(_UNIT_KIND, key=len, reverse=True))
 
+# 万/亿 scale a figure (1.16万件 = 11600 件) unless they open the unit (558.82万元 stays 558.82 万元).
 _DIGITS = re.compile(
-    rf"(?<![\d.])(\d+(?:,\d{{3}})*(?:\.\d+)?)\s*(万|亿)?\s*(?:余|多)?\s*({_UNIT_RE}|年|月|日)?"
+    rf"(?<![\d.])(\d+(?:,\d{{3}})*(?:\.\d+)?)\s*(?:(万|亿)(?!元|美元))?\s*(?:余|多)?\s*(周年|{_UNIT_RE}|年|月|日)?"
 )
+# 「250人余次」 is 250余人次: the 余 written inside the unit.
+_INNER_MORE = re.compile(r"[余多]次")
 _LIST_NUMBER = re.compile(r"(?<![\d.])\d{1,2}(?=、|\.(?!\d))|(?<=[(（])\d{1,2}(?=[)）])")
 _CN_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_UNIT = {"十": 10, "百": 100, "千": 1000}
 # A Chinese numeral counts as a figure when it has a unit (十/百/千/万/亿) or a measure word follows.
 _CN_NUMBER = re.compile(
-    r"[零〇一二两三四五六七八九十百千万亿]+(?=[个项件家次人名条届批场所处起期年%])"
+    r"[零〇一二两三四五六七八九十百千万亿]+(?=[个项件家次人名条届批场所处起期支年%])"
     r"|[零〇一二两三四五六七八九]*[十百千][零〇一二两三四五六七八九十百千万亿]*"
+    r"|(?<=为)[零〇](?![\u4e00-\u9fff])"  # 「败诉案件为零」
 )
 _ORDINAL_BEFORE = re.compile(r"[第是]$")
-_CHANGE_BEFORE = re.compile(r"(?:增长|增加|上升|提高|提升|下降|减少|降低|同比|环比|增幅|降幅|增速)[^，。；、\d]{0,4}$")
+_CHANGE_BEFORE = re.compile(r"(?:增长|增加|上升|提高|提升|下降|减少|降低|缩短|压缩|减量|同比|环比|增幅|降幅|增速)[^，。；、\d]{0,4}$")
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ class Quantity:
 
     value: str      # normalised: "22.22%", "11600", "15"
     unit: str       # as written after the number: "件", "%", "万元"; "" when none
-    kind: str       # count | rate | amount | area | duration | date | number
+    kind: str       # count | rate | amount | area | score | duration | date | number
     start: int
     end: int
     change: bool = False  # stated as a change (增长30%, 同比下降5件), not a level
@@ -86,7 +91,7 @@ def _cn_to_int(text: str) -> int | None:
 def _kind(unit: str, number: str) -> str:
     if unit == "年":
         return "date" if re.fullmatch(r"(19|20)\d{2}", number) else "duration"
-    if unit in ("月", "日"):
+    if unit in ("月", "日", "周年"):
         return "date"
     return _UNIT_KIND.get(unit, "number")
 
@@ -107,23 +112,25 @@ def quantities(text: str) -> list[Quantity]:
         if scale:
             value *= 10_000 if scale == "万" else 100_000_000
         unit = unit or ""
+        end = match.end() if unit else match.end(2) if scale else match.end(1)
+        if unit + "次" in _UNIT_KIND and _INNER_MORE.match(folded, end):
+            unit, end = unit + "次", end + 2
         kind = _kind(unit, number)
         percent = "%" if unit == "%" else ""
         change = kind == "rate" and unit != "%" or bool(_CHANGE_BEFORE.search(folded, 0, match.start()))
-        end = match.end() if unit else match.end(2) if scale else match.end(1)
         found.append(Quantity(_normal(value) + percent, unit, kind, match.start(), end, change))
     for match in _CN_NUMBER.finditer(folded):
         if _ORDINAL_BEFORE.search(folded[: match.start()]):
             continue  # 第三, 一是: order words, not figures
         word = match.group()
-        if not any(c in _CN_DIGIT or c in _CN_UNIT for c in word) or word in ("一", "两"):
-            continue
+        if not any(c in _CN_DIGIT or c == "十" for c in word) or word in ("一", "两"):
+            continue  # 百姓, 千家万户: words, not figures
         value = _cn_to_int(word)
         if value is None:
             continue
-        unit_match = re.match(_UNIT_RE + "|年", folded[match.end():])
-        unit = unit_match.group() if unit_match else ""
-        kind = "duration" if unit == "年" else _UNIT_KIND.get(unit, "number")
+        unit_match = re.match(f"周年|{_UNIT_RE}|年", folded[match.end():])
+        unit = unit_match.group() if unit_match and unit_match.group() != "分" else ""  # 十分: very
+        kind = _kind(unit, "")
         found.append(Quantity(str(value), unit, kind, match.start(), match.end() + len(unit)))
     found.sort(key=lambda q: q.start)
     return found
@@ -137,3 +144,42 @@ def figures(text: str) -> set[str]:
 def _normal(value: Decimal) -> str:
     text = format(value.normalize(), "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+_LABEL_BOUNDARY = re.compile(r"[，,。；;：:、（()）]")
+_CHANGE_WORDS = re.compile(
+    r"由|从|同比|环比|(?:增长|增加|提升|提高|上升|下降|降低|减少|缩短|压缩|延长)(?:至|到|为|了)?|(?:升|降|减|增)至"
+    r"|(?<![送抵表传通下])达到?")  # not the 达 of 送达率
+_TIME_BEFORE_CHANGE = re.compile(r"[半一两几数]?[天日年月周]\s*$")  # 「时间由半天缩短到5分钟」: 半天 is the old value
+
+
+def measured_words(text: str, found: list[Quantity], q: Quantity) -> tuple[str, str]:
+    """What figure q of text measures: the words before it back to the clause boundary
+    (「直接纠错率22.22%」) and those after it up to the next boundary or figure (「500㎡实体平台」).
+
+    Both come as written, with other figures, the words of a change (由, 提升至, 同比…) and an
+    old value in words (由半天缩短到) blanked to spaces, so their characters keep their offsets:
+    the words before end at q.start, those after start at q.end.
+    """
+    folded = fold(text)
+    cut = max((m.end() for m in _LABEL_BOUNDARY.finditer(folded, 0, q.start)), default=0)
+    boundary = _LABEL_BOUNDARY.search(folded, q.end)
+    stop = min([boundary.start() if boundary else len(text)] + [p.start for p in found if p.start >= q.end])
+    before = _blank(folded, cut, q.start, found)
+    if before[-1:].isspace():
+        before = _TIME_BEFORE_CHANGE.sub(lambda m: " " * len(m.group()), before)
+    after = _blank(folded, q.end, stop, found)
+    return _as_written(text, cut, before), _as_written(text, q.end, after)
+
+
+def _blank(folded: str, start: int, end: int, found: list[Quantity]) -> str:
+    """folded[start:end] with the figures of `found` and the words of a change blanked."""
+    chars = list(folded[start:end])
+    for p in found:
+        for i in range(max(p.start, start), min(p.end, end)):
+            chars[i - start] = " "
+    return _CHANGE_WORDS.sub(lambda m: " " * len(m.group()), "".join(chars))
+
+
+def _as_written(text: str, start: int, blanked: str) -> str:
+    return "".join(" " if b.isspace() else c for c, b in zip(text[start:], blanked))
