@@ -223,6 +223,16 @@ def test_a_figure_of_another_kind_year_or_measure_is_not_an_answer(question, tex
     assert not re.search(r"\d+(\.\d+)?%?\[", answer.answer.split("相近的内容")[0])  # no figure stated as the answer
 
 
+@pytest.mark.parametrize(("question", "text", "figure"), [
+    ("沙坪坝区办理了多少件公证？", "全年办理公证1234件。", "1234件"),        # what is measured after the asking words
+    ("荣昌区行政复议案件中直接纠错的有多少件？", "全年接收行政复议申请337件，审结283件，直接纠错58件。", "58件"),
+    ("荣昌区2024年行政复议直接纠错率是多少？", "行政复议直接纠错率22.22%。", "22.22%"),
+])
+def test_a_figure_under_what_the_question_measures_is_an_answer(question, text, figure):
+    answer = _composed(question, "报告中没有相关信息。", [text])
+    assert not answer.refused and figure in answer.answer
+
+
 def test_a_clause_about_one_district_cites_only_that_districts_sentence():
     texts = ["沙坪坝区建成公共法律服务中心1个。", "梁平区建成村居公共法律服务工作室300个。"]
     reply = "梁平区建成公共法律服务中心1个[1]。沙坪坝区建成公共法律服务中心1个[1]。"
