@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from rag import schema
 from rag.districts import district_mentions, find_districts, mention_label, meta_label, names_label
 from rag.grounding import Quantity, measured_words, quantities
+from rag.sections import heading_only, heading_text
 from rag.text import fold, sentence_spans
 
 # Characters that carry no subject: bigrams containing them are not compared.
@@ -250,6 +251,24 @@ def _top_level(items: list[Evidence]) -> list[Evidence]:
     return []
 
 
+def _unfold(pool: list[Evidence], leads: list[Evidence]) -> list[Evidence]:
+    """Each lead that is only a heading repeating its parent's words (「三、工作思路、目标举措」 split into
+    「（一）工作思路」 and 「（二）目标举措」) followed by the items under it: those hold what it names."""
+    unfolded = []
+    for lead in leads:
+        levels = (lead.meta.get(schema.SECTION) or "").split(schema.SECTION_SEPARATOR)
+        unfolded.append(lead)
+        folded = fold(lead.text)
+        lead_number = next((m for level in (_PAREN_LEAD, _ITEM_LEAD, _SUBITEM_LEAD) if (m := level.match(folded))), None)
+        words = heading_text(folded[lead_number.end():] if lead_number else folded)
+        if len(levels) < 2 or not heading_only(lead.text) or not words or words not in fold(levels[-2]):
+            continue
+        path = schema.SECTION_SEPARATOR.join(levels)
+        unfolded += _top_level([e for e in pool if e.meta[schema.FILE] == lead.meta[schema.FILE]
+                                and e.meta.get(schema.SECTION) == path and e.start > lead.start])
+    return unfolded
+
+
 def _within(path: str, scope: str) -> bool:
     return path == scope or path.startswith(scope + schema.SECTION_SEPARATOR)
 
@@ -448,7 +467,7 @@ class Binder:
             if named:
                 best = max(named, key=lambda name: (weighted_share(ask.bigrams, content_bigrams(name), self.weights),
                                                     -name.count(schema.SECTION_SEPARATOR)))
-                return self._remember(self._descend(ask, pool, named[best]))
+                return self._remember(_unfold(pool, self._descend(ask, pool, named[best])))
         return []
 
     def _descend(self, ask: Ask, pool: list[Evidence], leads: list[Evidence]) -> list[Evidence]:

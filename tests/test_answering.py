@@ -280,8 +280,8 @@ LIST_REPORT = (
 )
 
 
-def _list_answer(question: str, reply: str = "") -> Answer:
-    """The answer to a list question over LIST_REPORT, whose excerpts hold only its first heading."""
+def _list_answer(question: str, reply: str = "", report: str = LIST_REPORT) -> Answer:
+    """The answer to a list question over report, whose excerpts hold only its first heading."""
     from langchain_core.documents import Document
 
     from rag.answering import Composer, ExtractiveAnswerer
@@ -290,20 +290,20 @@ def _list_answer(question: str, reply: str = "") -> Answer:
     from rag.sections import parse_sections
 
     meta = {"file": "r.txt", "district": "荣昌区", "year": 2024, "header": ""}
-    sections = parse_sections(LIST_REPORT)
-    start = LIST_REPORT.index("二、存在的不足")
+    sections = parse_sections(report)
+    start = report.index("二、存在的不足")
     first = next(s for s in sections if s.start <= start < s.end)
-    chunk = Document(page_content=LIST_REPORT[first.start:first.end],
+    chunk = Document(page_content=report[first.start:first.end],
                      metadata={**meta, "section": first.path, "start": first.start, "end": first.end})
     excerpt = Excerpt(chunk, first.start, first.end, chunk.page_content, 1.0)
-    items = report_items(LIST_REPORT, sections, meta)
+    items = report_items(report, sections, meta)
     composer = Composer(Ask.read(question, ["荣昌区"]), [excerpt], "荣昌区 2024年", ExtractiveAnswerer(),
                         report_items=lambda file: items)
     shown = composer.feed(reply) + composer.finish()
     answer = composer.answer("local", "fake")
     assert answer.answer == shown.strip()
     for c in answer.citations:
-        assert LIST_REPORT[c.start:c.end] == c.quote
+        assert report[c.start:c.end] == c.quote
     return answer
 
 
@@ -316,6 +316,17 @@ def test_a_list_question_gets_every_item_of_the_part_it_asks_for(question, items
     answer = _list_answer(question)
     assert not answer.refused and all(item in answer.answer for item in items), answer.answer
     assert "开展执法人员轮训" not in answer.answer or "执法" in question  # no items of another part
+
+
+def test_a_sub_heading_that_only_repeats_its_parents_words_stands_for_its_items():
+    """「三、工作思路、目标举措」 split into 「（一）工作思路」 and 「（二）目标举措」: the items are under them."""
+    report = LIST_REPORT.replace(
+        "三、2025年工作打算\n（一）加强执法队伍建设。一是开展执法人员轮训。二是规范执法程序。\n"
+        "（二）改进普法方式。一是推行分众普法。二是建设法治阵地。\n",
+        "三、2025年工作思路、目标举措\n（一）工作思路\n坚持依法行政。\n（二）目标举措\n"
+        "一是开展执法人员轮训。\n二是推行分众普法。\n三是建设法治阵地。\n")
+    answer = _list_answer("荣昌区2025年打算从哪几个方面推进工作？", report=report)
+    assert all(item in answer.answer for item in ("开展执法人员轮训", "推行分众普法", "建设法治阵地")), answer.answer
 
 
 def test_a_list_the_model_shortens_is_completed_with_the_items_it_left_out():
