@@ -208,7 +208,7 @@ def parse_markers(text: str, count: int) -> tuple[str, list[int]]:
 def citation(n: int, e: Evidence) -> Citation:
     m = e.meta
     return Citation(n=n, file=m[schema.FILE], district=m[schema.DISTRICT], year=m[schema.YEAR],
-                    section=m[schema.SECTION], start=e.start, end=e.end, quote=e.text)
+                    section=m[schema.SECTION], start=e.start, end=e.end, quote=e.text, page=schema.page_at(m, e.start))
 
 
 class Composer:

@@ -472,8 +472,8 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
         return pipeline.reports()
 
     @api.post("/reports", status_code=201, max_body_size=upload_limit)
-    def upload_report(file: Annotated[UploadFile, File(description="A .txt, .md, .docx or .pdf report.")]):
-        """Upload a report (.txt, .md, .docx, .pdf) and ingest it."""
+    def upload_report(file: Annotated[UploadFile, File(description="A report: .txt, .md, .docx, .pdf (text or scanned), .png or .jpg.")]):
+        """Upload a report (.txt, .md, .docx, .pdf, .png, .jpg) and ingest it; .doc/.wps are refused with how to convert them."""
         return files.add(file.filename, file.file)
 
     @api.patch("/reports/{file:path}")

@@ -223,6 +223,8 @@ def _document(report: LoadedReport, meta: ReportMeta, section: Section, start: i
             schema.SUBHEADING: section.subheading,
             schema.START: start,
             schema.END: end,
+            schema.PAGE: report.page_at(start),
+            schema.PAGE_STARTS: " ".join(str(p) for p in report.pages if start < p < end),
             schema.FILE_HASH: report.sha256,
             schema.HEADER: header,
         },

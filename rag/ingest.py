@@ -143,6 +143,12 @@ class Ingest:
         self.summary.seconds = time.perf_counter() - started
         return self.summary
 
+    def _page_progress(self, file: str):
+        """Pages read so far (OCR takes seconds a page), through the progress callback as 「file · 页」."""
+        if self.progress is None:
+            return None
+        return lambda done, total: self.progress(f"{file} · 页", done, total)
+
     def _ingest(self, sources: list[ReportSource]) -> None:
         kb, summary = self.kb, self.summary
         old = kb.manifest()
@@ -155,7 +161,8 @@ class Ingest:
         for source in sources:
             file = source.name
             try:
-                report = load_report(source.staged or source.path, max_bytes=kb.max_file_bytes, file=file)
+                report = load_report(source.staged or source.path, max_bytes=kb.max_file_bytes, file=file,
+                                     on_page=self._page_progress(file))
                 if source.staged:
                     report = replace(report, path=source.path)  # its sidecar is beside its final path
                 meta = report_metadata(report)
@@ -272,6 +279,7 @@ def _manifest_row(report: LoadedReport, meta: ReportMeta, version: str, chunks: 
         "version": version,
         "sha256": report.sha256,
         "encoding": report.encoding,
+        "pages": list(report.pages),  # where each page starts in the text (a PDF): citations name the page
         "district": meta.district,
         "city": meta.city,
         "province": meta.province,

@@ -286,7 +286,7 @@ def _rebuilt_row(kb: KnowledgeBase, row: dict, chunks: dict) -> dict | None:
     if text is None:
         return None
     report = LoadedReport(file=name, path=source or Path(name), text=text, sha256=row["sha256"],
-                          encoding=row["encoding"])
+                          encoding=row["encoding"], pages=tuple(row.get("pages", ())))
     meta = ReportMeta(district=row["district"], year=row["year"] or None, body=row["body"], title=row["title"],
                       city=row.get("city", ""), province=row.get("province", ""),
                       district_code=row.get("district_code", ""))

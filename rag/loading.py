@@ -1,11 +1,14 @@
-"""Read one report file (.txt, .md, .docx, .pdf) into its text, or say why it cannot be read.
+"""Read one report file (.txt, .md, .docx, .pdf, .png, .jpg) into its text, or say why it cannot be read.
 
 The stored original is the decoded text with line endings normalised to "\\n" (\\r\\n and a
 lone \\r become \\n) and a UTF-8 byte-order mark removed; every chunk offset points into it.
+A PDF's text is laid out as paragraphs with its scanned pages read by OCR, and an image is read
+by OCR (rag.pdf); tables of Word and PDF files become one line per row (rag.tables).
 """
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import hashlib
 import io
@@ -19,11 +22,16 @@ from pathlib import Path
 from charset_normalizer import from_bytes
 
 from rag.errors import BadFileError
+from rag.pdf import PageProgress, read_pages
 from rag.sections import Section, parse_sections
+from rag.tables import table_lines
 from rag.text import instruction_spans
 
 TEXT_EXTENSIONS = (".txt", ".md")
-EXTENSIONS = (*TEXT_EXTENSIONS, ".docx", ".pdf")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+EXTENSIONS = (*TEXT_EXTENSIONS, ".docx", ".pdf", *IMAGE_EXTENSIONS)
+# Formats of old word processors that no pip-installable reader opens reliably: refused with the fix.
+SAVE_AS_DOCX = {".doc": "Word 97-2003 (.doc)", ".wps": "WPS (.wps)"}
 # A .docx is a zip: refuse one whose members declare more than this many bytes unpacked
 # (zipfile never inflates past a member's declared size, so checking the declarations suffices).
 # python-docx holds every part in memory and parses the XML ones, so this bounds its memory.
@@ -34,7 +42,7 @@ _MAX_CONTROL_SHARE = 0.05    # more control characters than this: a binary file
 # The longest run of text without a line break a report may hold. A paragraph of the seeds is at
 # most 809 characters and a whole seed at most 5,616, so even a report pasted as one line fits with
 # room to spare; what is longer is a dump (a 5 MB line became ~10,000 chunks), not a report. A PDF's
-# line is at most a page (pypdf breaks lines where the text moves down: ~3,500 characters a page).
+# line is a paragraph, joined from the lines it was wrapped into (rag.pdf).
 MAX_LINE_CHARS = 100_000
 _MIN_UTF16_TEXT_SHARE = 0.9  # share of text-like characters a BOM-less UTF-16 decoding must give
 
@@ -47,7 +55,12 @@ class LoadedReport:
     path: Path
     text: str       # decoded, line endings normalised to "\n"
     sha256: str     # of the file's bytes
-    encoding: str   # utf-8, utf-8-sig, gb18030, docx, pdf, …
+    encoding: str   # utf-8, utf-8-sig, gb18030, docx, pdf, ocr (an image), …
+    pages: tuple[int, ...] = ()  # offset where each page's text starts (a PDF); () for formats without pages
+
+    def page_at(self, offset: int) -> int:
+        """The 1-based page the character at offset is on; 0 when the format has no pages."""
+        return bisect.bisect_right(self.pages, offset) if self.pages else 0
 
     @cached_property
     def instructions(self) -> list[tuple[int, int]]:
@@ -60,11 +73,25 @@ class LoadedReport:
         return parse_sections(self.text, self.instructions)
 
 
-def load_report(path: Path, *, max_bytes: int, file: str | None = None) -> LoadedReport:
-    """Read the report at path; raise BadFileError naming the file, the reason and the fix."""
+def save_as_docx(file: str, suffix: str) -> BadFileError:
+    """The refusal of an old word processor's file (SAVE_AS_DOCX), saying how to convert it."""
+    return BadFileError(
+        f"{file}: {SAVE_AS_DOCX[suffix]} files cannot be read. Open it in Word or WPS and save it as "
+        f".docx (文件 → 另存为 → Word 文档 .docx), or as PDF, then upload that."
+    )
+
+
+def load_report(path: Path, *, max_bytes: int, file: str | None = None,
+                on_page: PageProgress | None = None) -> LoadedReport:
+    """Read the report at path; raise BadFileError naming the file, the reason and the fix.
+
+    on_page(done, total) is called after each page of a PDF is read (OCR takes seconds a page).
+    """
     path = Path(path)
     file = file or path.name
     suffix = path.suffix.lower()
+    if suffix in SAVE_AS_DOCX:
+        raise save_as_docx(file, suffix)
     if suffix not in EXTENSIONS:
         raise BadFileError(
             f"{file}: unsupported file type '{path.suffix or '(none)'}'. "
@@ -82,19 +109,28 @@ def load_report(path: Path, *, max_bytes: int, file: str | None = None) -> Loade
         raise BadFileError(f"{file}: cannot be opened ({err.strerror}). Check the path and its permissions.") from err
     if not data:
         raise BadFileError(f"{file}: the file is empty. Export the report again with its text.")
+    pages: tuple[int, ...] = ()
     if suffix in TEXT_EXTENSIONS:
         text, encoding = _decode(data, file)
     elif suffix == ".docx":
         text, encoding = _docx_text(data, file), "docx"
+    elif suffix == ".pdf":
+        (text, pages), encoding = read_pages(data, file, "pdf", max_chars=max_bytes, on_page=on_page), "pdf"
     else:
-        text, encoding = _pdf_text(data, file, max_chars=max_bytes), "pdf"
+        (text, _), encoding = read_pages(data, file, suffix.lstrip("."), max_chars=max_bytes), "ocr"
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip() and suffix == ".pdf":
+        raise BadFileError(
+            f"{file}: the PDF has no text layer and no page shows anything to read by OCR (blank pages?). "
+            "Export it to PDF again with its text, or upload the text version."
+        )
     if not text.strip():
         raise BadFileError(f"{file}: the file holds no text, only white space. Export the report again with its text.")
     if _control_share(text) > _MAX_CONTROL_SHARE:
         raise BadFileError(f"{file}: this looks like a binary file, not a text report. Save it as UTF-8 text.")
     _check_line_length(text, file, suffix)
-    return LoadedReport(file=file, path=path, text=text, sha256=hashlib.sha256(data).hexdigest(), encoding=encoding)
+    return LoadedReport(file=file, path=path, text=text, sha256=hashlib.sha256(data).hexdigest(), encoding=encoding,
+                        pages=pages)
 
 
 def _decode(data: bytes, file: str) -> tuple[str, str]:
@@ -205,7 +241,8 @@ def _control_share(text: str) -> float:
 
 
 def _docx_text(data: bytes, file: str) -> str:
-    """Paragraphs (and table rows, in document order) of a .docx, joined by "\\n"."""
+    """Paragraphs and tables of a .docx in document order, joined by "\\n"; a table as one line
+    per row (rag.tables.table_lines)."""
     import docx
     from docx.table import Table
 
@@ -227,7 +264,7 @@ def _docx_text(data: bytes, file: str) -> str:
         lines = []
         for block in document.iter_inner_content():
             if isinstance(block, Table):
-                lines.extend(_row_text(row) for row in block.rows)
+                lines.extend(table_lines(_table_rows(block)))
             else:
                 lines.append(block.text)
     except Exception as err:  # python-docx raises KeyError, ValueError, lxml and zip errors alike
@@ -235,47 +272,13 @@ def _docx_text(data: bytes, file: str) -> str:
     return "\n".join(lines)
 
 
-def _row_text(row) -> str:
-    cells: list[str] = []
-    for cell in row.cells:
-        text = cell.text.strip()
-        if not cells or text != cells[-1]:  # a merged cell repeats across the columns it spans
-            cells.append(text)
-    return " | ".join(cells)
-
-
-def _pdf_text(data: bytes, file: str, max_chars: int) -> str:
-    """Text of a PDF's pages joined by "\\n"; scanned (image-only) and locked PDFs are refused,
-    and so is one that unpacks to more than max_chars characters of text (pypdf itself caps
-    each stream it inflates)."""
-    from pypdf import PdfReader
-    from pypdf.errors import DependencyError
-
-    locked = f"{file}: the PDF is password-protected. Remove the password and upload it again."
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise BadFileError(locked)
-        pages, size = [], 0
-        for page in reader.pages:
-            pages.append(page.extract_text() or "")
-            size += len(pages[-1])
-            if size > max_chars:
-                raise BadFileError(
-                    f"{file}: the PDF unpacks to more than {max_chars:,} characters of text, far more than a "
-                    "report holds. Split it or export the text of the report."
-                )
-    except BadFileError:
-        raise
-    except DependencyError as err:  # AES encryption without a crypto library installed
-        raise BadFileError(locked) from err
-    except Exception as err:  # pypdf raises many kinds (PdfReadError, zlib, struct, Key…) on damaged files
-        raise BadFileError(
-            f"{file}: the PDF is damaged or cannot be read ({type(err).__name__}). Export it to PDF again or save it as text."
-        ) from err
-    text = "\n".join(pages)
-    if not text.strip():
-        raise BadFileError(
-            f"{file}: the PDF has no text layer (a scan or images only). Run OCR on it or upload the text version."
-        )
-    return text
+def _table_rows(table) -> list[list[str]]:
+    """A Word table's rows of cell texts, a cell merged across columns given once ("" after it)."""
+    rows = []
+    for row in table.rows:
+        cells, seen = [], set()
+        for cell in row.cells:  # a merged cell is the same XML element in every column it spans
+            cells.append("" if id(cell._tc) in seen else cell.text)
+            seen.add(id(cell._tc))
+        rows.append(cells)
+    return rows

@@ -22,6 +22,7 @@ from rag.errors import (
     UploadTooLargeError,
 )
 from rag.ingest import ReportSource, staged_path
+from rag.loading import SAVE_AS_DOCX, save_as_docx
 from rag.metadata import sidecar_path, write_sidecar
 from rag.pipeline import Pipeline
 
@@ -79,6 +80,8 @@ class ReportFiles:
         name = PurePosixPath(self.check_name((filename or "").strip()).replace("\\", "/")).name
         name = re.sub(r"[^\w.\-()（）·]+", "_", name).lstrip("._-")
         suffix = PurePosixPath(name).suffix.lower()
+        if suffix in SAVE_AS_DOCX:
+            raise save_as_docx(name, suffix)
         if suffix not in self.extensions:
             raise BadFileError(
                 f"不支持的文件类型 '{suffix or filename}'：请上传 {' '.join(self.extensions)} 文件。"

@@ -23,8 +23,19 @@ SECTION = "section"         # heading path as written: "一、… > （五）…
 SUBHEADING = "subheading"   # a third-level heading (1．…) inside the section, or ""
 START = "start"             # character offsets into the original text:
 END = "end"                 # original[start:end] == page_content
+PAGE = "page"               # int, the page of a PDF the chunk starts on (1-based); 0 for formats without pages
+PAGE_STARTS = "page_starts"  # offsets where later pages start inside the chunk, e.g. "1532 3120"; "" when none
 FILE_HASH = "file_hash"     # sha256 of the report's bytes
 HEADER = "header"           # "district · year · title · section", prefixed for embedding/BM25
+
+
+def page_at(metadata: dict, offset: int) -> int:
+    """The page of a PDF the report's character at offset is on, read from the metadata of a chunk
+    holding it: its first page plus the page starts before offset; 0 without pages or outside it."""
+    if not metadata.get(PAGE) or not metadata[START] <= offset <= metadata[END]:
+        return 0
+    return metadata[PAGE] + sum(1 for p in metadata.get(PAGE_STARTS, "").split() if int(p) <= offset)
+
 
 SECTION_SEPARATOR = " > "
 # How a district or year that was not detected is written where people read it.
@@ -43,10 +54,12 @@ class Citation(BaseModel):
     start: int
     end: int
     quote: str
+    page: int = 0  # the page of a PDF the quote starts on; 0 for formats without pages
 
     def label(self) -> str:
-        """〔district · year · section〕, the chip shown under an answer; a part not known is left out."""
-        return f"〔{' · '.join(str(part) for part in (self.district, self.year, self.section) if part)}〕"
+        """〔district · year · section · 第3页〕, the chip shown under an answer; a part not known is left out."""
+        page = f"第{self.page}页" if self.page else ""
+        return f"〔{' · '.join(str(part) for part in (self.district, self.year, self.section, page) if part)}〕"
 
 
 class Timings(BaseModel):

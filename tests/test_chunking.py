@@ -25,7 +25,7 @@ NAMES = sorted(p.name for p in SEEDS.glob("*.txt"))
 KEYS = {
     schema.CHUNK_ID, schema.FILE, schema.DISTRICT, schema.CITY, schema.PROVINCE, schema.DISTRICT_CODE, schema.YEAR,
     schema.TITLE, schema.BODY, schema.SECTION,
-    schema.SUBHEADING, schema.START, schema.END, schema.FILE_HASH, schema.HEADER,
+    schema.SUBHEADING, schema.START, schema.END, schema.FILE_HASH, schema.HEADER, schema.PAGE, schema.PAGE_STARTS,
 }
 
 

@@ -1,4 +1,4 @@
-"""Reading report files: encodings, Word and PDF, and every kind of bad file."""
+"""Reading report files: encodings, Word (with tables), PDF (paragraphs, pages, scans), and every kind of bad file."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import tracemalloc
 import zipfile
 
 import docx
+import pymupdf
 import pytest
-from pypdf import PdfWriter
-from pypdf.generic import DictionaryObject, NameObject, StreamObject
 
 from rag import loading
 from rag.errors import BadFileError
@@ -23,28 +22,27 @@ REPORT = "区司法局关于2024年法治政府建设情况的报告\r\n一、�
 
 
 def pdf_bytes(text: str | None, password: str | None = None, compress: bool = False) -> bytes:
-    """A one-page PDF, with `text` in Helvetica (ASCII only) or blank; its content deflated if `compress`."""
-    writer = PdfWriter()
-    page = writer.add_blank_page(300, 200)
+    """A one-page PDF with `text` on one line in Helvetica (ASCII only; the page as wide as the
+    line), or blank; its content deflated if `compress`."""
+    document = pymupdf.open()
+    width = 40 + (pymupdf.get_text_length(text, fontname="helv", fontsize=12) if text else 260)
+    page = document.new_page(width=width, height=200)
     if text is not None:
-        font = DictionaryObject({
-            NameObject("/Type"): NameObject("/Font"),
-            NameObject("/Subtype"): NameObject("/Type1"),
-            NameObject("/BaseFont"): NameObject("/Helvetica"),
-        })
-        page[NameObject("/Resources")] = DictionaryObject({
-            NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})
-        })
-        stream = StreamObject()
-        stream.set_data(f"BT /F1 12 Tf 20 100 Td ({text}) Tj ET".encode())
-        page[NameObject("/Contents")] = writer._add_object(stream)
-        if compress:
-            page.compress_content_streams()
-    if password:
-        writer.encrypt(password, algorithm="RC4-128")
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+        page.insert_text((20, 100), text, fontname="helv", fontsize=12)
+    encryption = {"encryption": pymupdf.PDF_ENCRYPT_RC4_128, "user_pw": password, "owner_pw": password} if password else {}
+    return document.tobytes(deflate=compress, garbage=3, **encryption)
+
+
+def pdf_pages(pages: list[list[str]], *, indent: float = 30) -> bytes:
+    """A PDF of A4 pages in a CJK font, each a list of lines; a line starting with two spaces is
+    indented (a paragraph's first line), every other line starts at the margin."""
+    document = pymupdf.open()
+    for lines in pages:
+        page = document.new_page()
+        for n, line in enumerate(lines):
+            x = 72 + (indent if line.startswith("  ") else 0)
+            page.insert_text((x, 100 + 28 * n), line.strip(), fontname="china-s", fontsize=15)
+    return document.tobytes()
 
 
 def docx_bytes(paragraphs: list[str], table: list[list[str]] | None = None) -> bytes:
@@ -122,15 +120,76 @@ def test_utf16_that_cannot_be_decoded_says_so_and_how_to_fix_it(tmp_path):
 
 
 def test_docx_paragraphs_and_tables_in_order(tmp_path):
-    data = docx_bytes(["区司法局关于2024年法治政府建设情况的报告", "一、主要举措"], [["项目", "件数"], ["调解", "11228"]])
+    data = docx_bytes(["区司法局关于2024年法治政府建设情况的报告", "一、主要举措"], [["项目", "件数"], ["调解", "11228件"]])
     report = load_report(_write(tmp_path, "r.docx", data), max_bytes=MB)
-    assert report.text == "区司法局关于2024年法治政府建设情况的报告\n一、主要举措\n项目 | 件数\n调解 | 11228"
-    assert report.encoding == "docx"
+    assert report.text == "区司法局关于2024年法治政府建设情况的报告\n一、主要举措\n调解件数11228件。"
+    assert report.encoding == "docx" and report.pages == () and report.page_at(10) == 0
+
+
+TABLES = [
+    # a value after its row name and column header, so that its label and year are read from them
+    ([["指标", "2023年", "2024年"], ["行政复议纠错率", "8.1%", "9.3%"]],
+     ["行政复议纠错率2023年8.1%；行政复议纠错率2024年9.3%。"]),
+    # a caption row merged across the table; an empty cell left out
+    ([["2023年主要数据", "2023年主要数据", "2023年主要数据"], ["项目", "数量", "同比"], ["法律咨询", "12600人次", ""]],
+     ["2023年主要数据", "法律咨询数量12600人次。"]),
+    # a column that only numbers the rows; a cell's text on one line
+    ([["序号", "指标", "完成值"], ["1", "法律援助\n案件", "865件"]], ["法律援助案件完成值865件。"]),
+]
+
+
+@pytest.mark.parametrize(("rows", "lines"), TABLES)
+def test_a_word_table_is_one_line_a_row_each_value_after_its_row_and_column(tmp_path, rows, lines):
+    document = docx.Document()
+    document.add_paragraph("一、主要数据")
+    grid = document.add_table(rows=len(rows), cols=len(rows[0]))
+    for r, row in enumerate(rows):
+        if len(set(row)) == 1:
+            grid.cell(r, 0).merge(grid.cell(r, len(row) - 1)).text = row[0]
+            continue
+        for c, value in enumerate(row):
+            grid.cell(r, c).text = value
+    document.add_paragraph("二、存在的不足")
+    out = io.BytesIO()
+    document.save(out)
+    report = load_report(_write(tmp_path, "r.docx", out.getvalue()), max_bytes=MB)
+    assert report.text.split("\n") == ["一、主要数据", *lines, "二、存在的不足"]
 
 
 def test_text_pdf(tmp_path):
     report = load_report(_write(tmp_path, "r.pdf", pdf_bytes("Rule of law report 2024")), max_bytes=MB)
-    assert "Rule of law report 2024" in report.text and report.encoding == "pdf"
+    assert report.text == "Rule of law report 2024" and report.encoding == "pdf" and report.pages == (0,)
+
+
+def test_pdf_lines_are_joined_into_paragraphs_across_pages_and_page_numbers_left_out(tmp_path):
+    """A paragraph wrapped at the margin runs on over the page break; a heading stays on its own
+    line; 「— 1 —」 at the foot is no text of the report."""
+    first = "全年办理行政复议案件，直接纠错率明显提升，行政争议实质化解工作"   # 31 characters after a 2-character indent
+    second = "取得新成效，以调解和解方式结案的案件数量较上年有所增长，全区各级行"  # 33: to the right margin too
+    last = "政机关负责人出庭应诉率100%。"
+    data = pdf_pages([
+        ["一、主要举措", "  （一）深化行政复议改革", "  " + first, second, *[""] * 20, "— 1 —"],
+        [last, "  （二）加强公共法律服务", "  全年提供法律咨询4680人次。"],
+    ])
+    report = load_report(_write(tmp_path, "r.pdf", data), max_bytes=MB)
+    assert report.text == (
+        f"一、主要举措\n（一）深化行政复议改革\n{first}{second}{last}\n（二）加强公共法律服务\n全年提供法律咨询4680人次。"
+    )
+    page_two = report.pages[1]
+    assert report.text[page_two:].startswith(last) and report.page_at(page_two - 1) == 1 and report.page_at(page_two) == 2
+
+
+def test_a_blank_page_of_a_pdf_is_skipped(tmp_path):
+    data = pdf_pages([["一、主要举措"], [], ["  全年提供法律咨询4680人次。"]])
+    report = load_report(_write(tmp_path, "r.pdf", data), max_bytes=MB)
+    assert report.text == "一、主要举措\n全年提供法律咨询4680人次。"
+    assert report.page_at(report.text.index("全年")) == 3
+
+
+@pytest.mark.parametrize(("name", "kind"), [("r.doc", "Word 97-2003 (.doc)"), ("r.wps", "WPS (.wps)")])
+def test_old_word_and_wps_files_are_refused_saying_to_save_as_docx(tmp_path, name, kind):
+    message = _refused(_write(tmp_path, name, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(500)), kind)
+    assert "save it as .docx" in message
 
 
 # ---- bad files ---------------------------------------------------------------------
@@ -258,6 +317,16 @@ def test_pdf_without_text(tmp_path):
     _refused(_write(tmp_path, "r.pdf", pdf_bytes(None)), "no text layer")
 
 
+def test_a_page_that_shows_something_but_yields_no_text_is_refused_naming_the_page(tmp_path):
+    """Page 2 has no text layer and shows ink (blots, as a scan far too coarse would) that OCR cannot read."""
+    document = pymupdf.open(stream=pdf_pages([["一、主要举措"]]))
+    page = document.new_page(width=200, height=60)
+    for x in range(10, 190, 30):
+        page.draw_rect(pymupdf.Rect(x, 20, x + 18, 40), color=(0, 0, 0), fill=(0, 0, 0))
+    message = _refused(_write(tmp_path, "r.pdf", document.tobytes()), "page 2 yields no text")
+    assert "300 dpi" in message
+
+
 def test_password_protected_pdf(tmp_path):
     _refused(_write(tmp_path, "r.pdf", pdf_bytes("secret text", password="s3cret")), "password-protected")
 
@@ -269,6 +338,10 @@ def test_truncated_pdf(tmp_path):
 
 def test_pdf_that_is_not_a_pdf(tmp_path):
     _refused(_write(tmp_path, "r.pdf", b"not a pdf at all " * 10), "damaged", "no text layer")
+
+
+def test_an_image_that_is_not_an_image(tmp_path):
+    _refused(_write(tmp_path, "r.png", b"\x89PNG\r\n\x1a\nnot an image " * 10), "the image is damaged")
 
 
 @pytest.mark.parametrize("data", [b"\x00", b"\x00\x00\x00", b"0\x00"])
