@@ -404,6 +404,64 @@ def server_figures(index: BenchIndex, questions: list[str], settings: Settings, 
     return figures
 
 
+# ---- the 指标库 table ----------------------------------------------------------------------------
+
+
+def indicator_figures(settings: Settings, workdir: Path, size: int, repeat: int = 20) -> dict:
+    """The 指标库 table at a corpus of `size` chunks: extraction per report, rebuild, one report's
+    replace, disk, and the doors' queries. Its rows are the seeds' own, filed under a new district
+    and year per report (as eval.bench_corpus files its reports), so metrics keep their real spread."""
+    from dataclasses import replace
+
+    from rag.districts import DISTRICTS
+    from rag.indicator_table import SqliteIndicators
+    from rag.indicators import extract_indicators
+    from rag.loading import load_report
+    from rag.metadata import report_metadata
+
+    at = f"@{size}"
+    seeds = [load_report(p, file=p.name, max_bytes=50 * 2**20) for p in sorted(settings.seeds_dir.glob("*.txt"))]
+    extract_indicators(seeds[0], report_metadata(seeds[0]))  # warm-up: the district automaton, jieba
+    started = time.perf_counter()
+    seed_rows = [extract_indicators(r, report_metadata(r)) for r in seeds]
+    extract_ms = (time.perf_counter() - started) * 1000 / len(seeds)
+    reports = max(1, math.ceil(size / CHUNKS_PER_REPORT))
+
+    def report_rows(i: int) -> tuple[str, list]:
+        file, district, year = f"{i:05d}.txt", DISTRICTS[i % len(DISTRICTS)], 2016 + i % 10
+        return file, [replace(row, file=file, district=district, report_year=year, about_year=year)
+                      for row in seed_rows[i % len(seed_rows)]]
+
+    path = workdir / f"indicators{at}.sqlite3"
+    for stale in workdir.glob(f"{path.name}*"):
+        stale.unlink()
+    table = SqliteIndicators(path)
+    started = time.perf_counter()
+    table.rebuild(map(report_rows, range(reports)), "bench")
+    build_s = time.perf_counter() - started
+    file, rows = report_rows(reports // 2)
+    replace_ms = timed_ms(lambda: table.replace({file: rows}, [], "bench-2"))
+    top = table.metrics()[0].metric_key
+    queries = {
+        "metrics": lambda: table.metrics(),
+        "key": lambda: table.rows(metric_key=top),
+        "words": lambda: table.rows(metric_words=["纠错率"]),
+        "district_year": lambda: table.rows(district=DISTRICTS[0], year=2016),
+    }
+    figures = {
+        "indicators.extract_ms_per_report": round(extract_ms, 1),
+        f"indicators.rows{at}": sum(len(seed_rows[i % len(seed_rows)]) for i in range(reports)),
+        f"indicators.rebuild_s{at}": round(build_s, 2),
+        f"indicators.rebuild_with_extraction_s{at}": round(build_s + extract_ms * reports / 1000, 1),
+        f"indicators.replace_report_ms{at}": round(replace_ms, 1),
+        f"indicators.disk_mb{at}": round(sum(p.stat().st_size for p in workdir.glob(f"{path.name}*")) / 2**20, 1),
+    }
+    for name, query in queries.items():
+        figures.update(spread(f"indicators.{name}.", [timed_ms(query) for _ in range(repeat)], at))
+    table.close()
+    return figures
+
+
 # ---- answering ------------------------------------------------------------------------------------
 
 
@@ -500,6 +558,7 @@ def run_bench(settings: Settings, plan: BenchPlan, log: Log = print) -> dict:
         log(f"retrieval at {size} chunks …")
         found, index = retrieval_figures(settings, embedder, workdir, size, questions, plan, log)
         figures.update(found)
+        figures.update(indicator_figures(settings, workdir, size))
         if size == plan.server_size:
             at = f"@{size}"
             figures.update(server_figures(index, questions, settings, at, log))

@@ -32,7 +32,9 @@ from rag.text import fold
 UNANSWERABLE = "unanswerable"
 HIT_KS = (1, 3, 5, 10)
 RETRIEVE_K = max(HIT_KS)
-TYPE_ORDER = ("fact_number", "fact_text", "attribution", "section", "comparison", "multi_hop", UNANSWERABLE)
+# aggregate: a question over every report (最高, 排名, 超过10%, 各区…), answered from the indicator table.
+TYPE_ORDER = ("fact_number", "fact_text", "attribution", "section", "comparison", "multi_hop", "aggregate",
+              UNANSWERABLE)
 # Gold keys of the trust questions. A question without "style" is a "dev" one, without "lang" a Chinese
 # one; an unanswerable question without "near_miss" is of kind "other".
 DEFAULT_STYLE = "dev"

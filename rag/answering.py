@@ -469,13 +469,14 @@ class AnswerStream:
     """
 
     def __init__(self, ask: Ask, excerpts: list[Excerpt], answerer: Answerer, composer: Composer | None,
-                 started: float, retrieved: float, not_covered: str = ""):
+                 started: float, retrieved: float, not_covered: str = "", ready: Answer | None = None):
         self.ask = ask
         self.on_answer: Callable[[Answer], None] | None = None  # called once, with the finished answer (not a stopped one)
         self.excerpts = excerpts
         self.answerer = answerer
         self.composer = composer
         self.not_covered = not_covered
+        self.ready = ready  # an answer made without a writer (the 指标库 table's), shown whole
         self._started, self._retrieved = started, retrieved
         self._answer: Answer | None = None
 
@@ -488,6 +489,13 @@ class AnswerStream:
             self._answer = Answer(answer=text, refused=True,
                                   provider=self.answerer.name, model=self.answerer.model)
             self._answer.timings.total_ms = _ms(self._started)
+            yield self._answer.answer
+            self._finished()
+            return
+        if self.ready is not None:
+            self._answer = self.ready
+            self._answer.timings.retrieve_ms = _ms(self._started, self._retrieved)
+            self._answer.timings.first_token_ms = self._answer.timings.total_ms = _ms(self._started)
             yield self._answer.answer
             self._finished()
             return

@@ -25,11 +25,12 @@ from importlib import resources
 from itertools import chain
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.routing import iter_route_contexts
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException
@@ -45,6 +46,8 @@ from rag.errors import (
     UnknownModelError,
 )
 from rag.feedback import FeedbackStore
+from rag.indicator_table import MetricSummary, citation_of, to_csv
+from rag.indicators import Indicator
 from rag.metadata import FIRST_YEAR, LAST_YEAR
 from rag.pipeline import Pipeline
 from rag.providers import PROVIDERS, check_provider
@@ -224,6 +227,12 @@ def chat_call(request: ChatRequest) -> dict:
             pending = None
     return {"question": turns[-1].text(), "history": history, "filters": _filters(request.filters),
             "provider": MODELS[request.model]}
+
+
+def indicator_json(row: Indicator) -> dict:
+    """A row with its citation label and the passage route that opens its sentence."""
+    return {**row.as_dict(), "label": citation_of(row).label(),
+            "passage": f"/api/reports/{quote(row.file)}/passage?start={row.start}&end={row.end}"}
 
 
 def _sse(data: Any, event: str | None = None) -> str:
@@ -492,6 +501,26 @@ def create_app(pipeline: Pipeline, *, ui: bool = True) -> FastAPI:
                 context: int = Query(200, ge=0, le=5000)):
         """The text around a citation: before, quote, after."""
         return files.passage(file, start, end, context)
+
+    @api.get("/indicators")
+    def indicator_rows(
+        metric: str | None = Query(None, max_length=100, description="A metric key, or words its phrase contains."),
+        district: str | None = Query(None, max_length=60),
+        year: int | None = Query(None, ge=FIRST_YEAR, le=LAST_YEAR, description="The year a figure is about."),
+        format: Literal["json", "csv"] = "json",  # noqa: A002 - the query parameter's name
+    ):
+        """指标库 rows: metric, district, year, value, unit, kind and the sentence that states it, with its
+        citation label and file/start/end (JSON), or every field as CSV (UTF-8 with a BOM, for Excel)."""
+        rows = pipeline.indicator_rows(metric, district, year)
+        if format == "csv":
+            return Response("\ufeff" + to_csv(rows), media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": 'attachment; filename="indicators.csv"'})
+        return [indicator_json(row) for row in rows]
+
+    @api.get("/indicators/metrics", response_model=list[MetricSummary])
+    def indicator_metrics():
+        """The metrics of the 指标库 with their units, row counts and districts, most rows first."""
+        return pipeline.indicator_metrics()
 
     @api.post("/feedback", status_code=201)
     def add_feedback(body: FeedbackRequest):

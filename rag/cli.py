@@ -226,6 +226,37 @@ def ask(obj, question, provider, districts, years, conversation_id, new_conversa
         click.echo(f"conversation {conversation_id}: follow up with --conversation {conversation_id}", err=True)
 
 
+@main.command()
+@click.option("--metric", metavar="KEY_OR_WORDS", help="A metric key, or words its phrase contains (纠错率).")
+@click.option("--district", metavar="NAME", help="Only this district's figures.")
+@click.option("--year", type=click.IntRange(FIRST_YEAR, LAST_YEAR), help="Only figures about this year.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the rows as CSV (every field and the citation label).")
+@click.pass_obj
+def indicators(obj, metric, district, year, as_csv):
+    """The 指标库: the metrics with their counts, or with --metric/--district/--year (or --csv) the figures."""
+    from rag.indicator_table import to_csv, value_text
+
+    pipeline = obj.pipeline
+    metrics = pipeline.indicator_metrics()
+    if not metrics:
+        click.secho("no indicators yet: run `fazhi ingest` (the table is filled as reports are ingested).",
+                    fg="yellow", err=True)
+        sys.exit(1)
+    if not (metric or district or year or as_csv):
+        for m in metrics:
+            click.echo(f"{m.metric_key}\t{m.unit}\t{m.count}\t{'、'.join(m.districts)}")
+        return
+    rows = pipeline.indicator_rows(metric, district, year)
+    if as_csv:
+        click.echo(to_csv(rows), nl=False)
+    else:
+        for r in rows:
+            click.echo(f"{r.metric_key}\t{r.district}\t{r.about_year}\t{value_text(r)}{r.unit}\t{r.kind}\t{r.section}")
+    if not rows:
+        click.secho("no figures match: run `fazhi indicators` for the metrics and their districts.",
+                    fg="yellow", err=True)
+
+
 @main.group()
 def models():
     """Offline models."""

@@ -14,12 +14,20 @@ from rag.claims import Ask, report_items
 from rag.conversations import ConversationStore, SqliteConversations
 from rag.errors import ConfigError, IndexMissingError, IndexUnavailableError, QuestionError, QuestionTooLongError
 from rag.evidence import Excerpt, select_excerpts
+from rag.aggregate import parse_aggregate, table_answer
+from rag.districts import names_district
+from rag.indicator_table import IndicatorTable, MetricSummary, SqliteIndicators
+from rag.indicators import Indicator
+from rag.ingest import IngestSummary, ReportSource
+from rag.kb_check import KbCheck
+from rag.loading import SAVE_AS_DOCX
 from rag.providers import PROVIDERS
 from rag.retrieval import HybridRetriever, Place, Passage, Route, covered_summary, rewrite_follow_up, route_question
 from rag.schema import Answer
 from rag.sections import parse_sections
 from rag.settings import Settings, load_settings
-from rag.store import IngestSummary, KbCheck, KnowledgeBase, ReportSource
+from rag.store import KnowledgeBase
+from rag.text import fold
 from rag.tokens import count_tokens, ensure_tiktoken_cache
 
 _INDEX_VERSION_ATTEMPTS = 3  # retrievals per question when ingests keep committing meanwhile
@@ -37,10 +45,12 @@ class Pipeline:
     """
 
     def __init__(self, settings: Settings, kb: KnowledgeBase, chat_models: dict | None = None,
-                 conversations: ConversationStore | None = None):
+                 conversations: ConversationStore | None = None, indicators: IndicatorTable | None = None):
         self.settings = settings
         self.kb = kb
         self._conversations = conversations
+        self._indicators = indicators
+        self._own_indicators: SqliteIndicators | None = None  # when neither the caller nor the kb gives one
         self.retriever = HybridRetriever(kb, settings.retrieval)
         self._chat_model_factories = chat_models or {}
         self._answerers: dict[str, Answerer] = {}
@@ -67,6 +77,8 @@ class Pipeline:
             embed_batch_size=settings.embedding.batch_size,
             max_chunks_per_file=settings.ingest.max_chunks_per_file,
             min_free_bytes=int(settings.ingest.min_free_mb * 2**20),
+            indicators=SqliteIndicators.in_data_dir(settings.data_dir),
+            indicator_aliases=settings.indicators.aliases,
         )
         return cls(settings, kb, build_chat_model_factories(settings))
 
@@ -181,6 +193,9 @@ class Pipeline:
         retrieved = time.perf_counter()
         if route.not_covered:
             return AnswerStream(ask, [], answerer, None, started, retrieved, not_covered=route.not_covered)
+        table = self._table_answer(route.question, manifest, filters or {})
+        if table is not None:
+            return AnswerStream(ask, [], answerer, None, started, retrieved, ready=table)
         excerpts = self._excerpts(route, passages, answerer.name)
         composer = Composer(ask, excerpts, _searched(route, manifest), self._quoter, [p.chunk for p in passages],
                             report_items=lambda file: self._report_items(file, manifest))
@@ -212,6 +227,47 @@ class Pipeline:
             else (lambda answer: store.append(conversation_id, question, answer, filters))
         )
         return stream
+
+    def _table_answer(self, question: str, manifest: dict, filters: dict) -> Answer | None:
+        """The answer from the 指标库 table to a question over every report (最高, 排名, 超过10%, 各区,
+        三年来…), within the districts and years a caller filters to; None: retrieval answers it."""
+        query = parse_aggregate(question)
+        if query is None:
+            return None
+        districts, years = filters.get("districts") or [], filters.get("years") or []
+
+        def kept(district: str, year: int) -> bool:
+            return (not districts or any(names_district(d, district) for d in districts)) and (not years or year in years)
+
+        rows = [r for r in self.indicators.rows(metric_words=[query.head] if query.head else ())
+                if kept(r.district, r.report_year)]
+        reports = [(r["district"], r["year"]) for r in manifest["reports"].values() if kept(r["district"], r["year"])]
+        return table_answer(question, rows, reports)
+
+    @property
+    def indicators(self) -> IndicatorTable:
+        """The 指标库 table: the one given as is; else the knowledge base's, or when it keeps none a SQLite
+        file in data_dir, either brought to the live manifest's version first (see current_indicators)."""
+        if self._indicators is not None:
+            return self._indicators
+        if self.kb.indicators is None and self._own_indicators is None:
+            self._own_indicators = SqliteIndicators.in_data_dir(self.settings.data_dir)
+        return self.kb.current_indicators(self._own_indicators)
+
+    def indicator_rows(self, metric: str | None = None, district: str | None = None,
+                       year: int | None = None) -> list[Indicator]:
+        """Indicator rows by district, year (that a figure is about) and metric: a metric key, else
+        words that the metric phrase must all contain (folded), so 纠错率 finds 行政复议直接纠错率."""
+        metric = (metric or "").strip()
+        filters = {"district": (district or "").strip() or None, "year": year}
+        rows = self.indicators.rows(metric_key=metric or None, **filters)
+        if metric and not rows:
+            rows = self.indicators.rows(metric_words=fold(metric).split(), **filters)
+        return rows
+
+    def indicator_metrics(self) -> list[MetricSummary]:
+        """The metrics of the 指标库 table with their units, row counts and districts, most rows first."""
+        return self.indicators.metrics()
 
     def _report_items(self, file: str, manifest: dict) -> list:
         """The list items of a whole report, by heading path, for list questions (cached per version)."""
@@ -328,7 +384,8 @@ def report_files(paths: list[Path], extensions: list[str]) -> list[ReportSource]
     bases: list[str] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+            # Old Word/WPS files are listed too, so that the summary says how to convert them.
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (*extensions, *SAVE_AS_DOCX))
             bases.append(os.path.abspath(path))
         elif path.exists():
             found.append(path)

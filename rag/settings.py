@@ -98,6 +98,10 @@ class AnswerSettings(_Section):
     extractive_context_tokens: int = Field(600, ge=50)
 
 
+class IndicatorSettings(_Section):
+    aliases: Path = Path("config/indicator_aliases.yaml")  # metric key: [wording variants…]
+
+
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
@@ -128,12 +132,13 @@ class Settings(_Section):
     llm: LLMSettings = LLMSettings()
     answer: AnswerSettings = AnswerSettings()
     server: ServerSettings = ServerSettings()
+    indicators: IndicatorSettings = IndicatorSettings()
 
     def model_post_init(self, __context: Any) -> None:
-        for name in ("data_dir", "seeds_dir"):
-            path = getattr(self, name)
+        for section, name in ((self, "data_dir"), (self, "seeds_dir"), (self.indicators, "aliases")):
+            path = getattr(section, name)
             if not path.is_absolute():
-                object.__setattr__(self, name, PROJECT_ROOT / path)
+                object.__setattr__(section, name, PROJECT_ROOT / path)
 
     @property
     def models_dir(self) -> Path:

@@ -12,6 +12,8 @@ on disk per manifest version, so every process sharing a Chroma server rebuilds 
 manifest changes. Chroma's HNSW answers unfiltered dense searches; the search index answers
 the filtered ones, which Chroma would pre-filter slowly.
 Changes take the ingest lock (`rag.lease`); `rag.kb_check` finds and mends what faults left.
+The 指标库 table (`rag.indicator_table`) is written in the same commit, before the swap, and
+follows the manifest version as the search index does: a reader finding it stale rebuilds it.
 """
 
 from __future__ import annotations
@@ -38,10 +40,13 @@ from langchain_core.embeddings import Embeddings
 
 from rag import kb_check, schema
 from rag.errors import IndexMissingError, IndexUnavailableError, IngestError, RagError
+from rag.indicator_table import IndicatorTable, StaleTableError
+from rag.indicators import Indicator, MetricKeys, extract_indicators
 from rag.ingest import MAX_CHUNKS_PER_FILE, MIN_FREE_BYTES, Ingest, IngestSummary, ProgressFn, ReportSource
 from rag.kb_check import KbCheck, KbProblem
 from rag.lease import IngestLock
 from rag.loading import LoadedReport
+from rag.metadata import ReportMeta
 from rag.search_index import SearchIndex
 
 MANIFEST_ID = "manifest"
@@ -105,6 +110,8 @@ class KnowledgeBase:
         shared_store: bool | None = None,
         max_chunks_per_file: int = MAX_CHUNKS_PER_FILE,
         min_free_bytes: int = MIN_FREE_BYTES,
+        indicators: IndicatorTable | None = None,
+        indicator_aliases: Path | None = None,
     ):
         self.client = client
         self.embeddings = embeddings
@@ -124,6 +131,8 @@ class KnowledgeBase:
         self.embed_batch_size = embed_batch_size
         self.max_chunks_per_file = max_chunks_per_file
         self.min_free_bytes = min_free_bytes
+        self.indicators = indicators          # the 指标库 table written with every commit; None: none kept
+        self.indicator_aliases = indicator_aliases  # config/indicator_aliases.yaml: metric variants → key
         self._indexes: OrderedDict[str, SearchIndex] = OrderedDict()
         self._index_lock = threading.Lock()
         self._embedded = bool(client.get_settings().is_persistent)
@@ -249,6 +258,18 @@ class KnowledgeBase:
         """The original text stored for a report version, live or not; None when there is none."""
         got = self._meta.get(ids=[_REPORT_TEXT_PREFIX + version], include=["documents"])
         return got["documents"][0] if got["ids"] else None
+
+    def stored_report(self, row: dict) -> tuple[LoadedReport, ReportMeta] | None:
+        """A manifest row's report as ingested, read back from its stored text; None when none is stored."""
+        text = self.stored_text(row["version"])
+        if text is None:
+            return None
+        report = LoadedReport(file=row["file"], path=Path(row.get("source") or row["file"]), text=text,
+                              sha256=row["sha256"], encoding=row["encoding"], pages=tuple(row.get("pages", ())))
+        meta = ReportMeta(district=row["district"], year=row["year"] or None, body=row["body"], title=row["title"],
+                          city=row.get("city", ""), province=row.get("province", ""),
+                          district_code=row.get("district_code", ""))
+        return report, meta
 
     def live_filter(self, manifest: dict, districts: list[str] | None = None,
                     years: list[int] | None = None) -> dict | None:
@@ -455,10 +476,44 @@ class KnowledgeBase:
             version = hashlib.sha256(f"{version}:{uuid.uuid4().hex}".encode()).hexdigest()[:16]
         manifest = {"version": version, "pending": True, "reports": reports}
         self._search_index(manifest, must_save=True)  # built before the swap, so readers find it ready
+        self._write_indicators(manifest, self.manifest())  # the same: readers find the table at the new version
         self._known_versions.add(manifest["version"])
         self._commit_manifest(manifest)
         self._collect_garbage(manifest)
         self._commit_manifest({**manifest, "pending": False})
+
+    def current_indicators(self, table: IndicatorTable | None = None) -> IndicatorTable | None:
+        """The 指标库 table (this knowledge base's unless one is given) at the live manifest's version,
+        rebuilt first when it is not: deleted, or left behind by a change that died between the two
+        commits or by another process's commit. None when there is none."""
+        table = table or self.indicators
+        manifest = self.manifest()
+        if table is not None and table.version() != manifest["version"]:
+            self._write_indicators(manifest, None, table)
+        return table
+
+    def _write_indicators(self, manifest: dict, base: dict | None, table: IndicatorTable | None = None) -> None:
+        """Write the table for `manifest`: from `base` (the live manifest), only the reports that changed;
+        everything when the table is not at base's version."""
+        table = table or self.indicators
+        if table is None:
+            return
+        reports, keys = manifest["reports"], MetricKeys.from_file(self.indicator_aliases) if self.indicator_aliases else None
+        if base is not None and base["version"] and table.version() == base["version"]:
+            old = base["reports"]
+            changed = {f: self._indicators_of(row, keys) for f, row in reports.items()
+                       if old.get(f, {}).get("version") != row["version"]}
+            try:
+                table.replace(changed, [f for f in old if f not in reports], manifest["version"],
+                              base_version=base["version"])
+                return
+            except StaleTableError:
+                pass  # another process wrote it meanwhile: rebuild
+        table.rebuild(((f, self._indicators_of(row, keys)) for f, row in reports.items()), manifest["version"])
+
+    def _indicators_of(self, row: dict, keys: MetricKeys | None) -> list[Indicator]:
+        stored = self.stored_report(row)
+        return extract_indicators(*stored, keys) if stored else []
 
     def mark_pending(self, manifest: dict) -> None:
         """Mark the manifest pending before writing chunks it does not name: searches filter from now on."""

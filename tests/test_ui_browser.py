@@ -70,8 +70,8 @@ def server(tmp_path_factory):
         model.release.set()  # a reply still waiting would hold the shutdown
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def start_chromium(profile: Path):
+    """Headless Chromium with a profile of its own, driven by chromedriver."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -80,11 +80,16 @@ def browser(tmp_path_factory):
     options.binary_location = str(CHROMIUM)
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1440,1000", "--lang=zh-CN",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+                 "--disable-dev-shm-usage", "--window-size=1440,1000", "--lang=zh-CN", f"--user-data-dir={profile}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(60)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
     ARTIFACTS.mkdir(exist_ok=True)
     for old in ARTIFACTS.glob("ui-*.png"):
         old.unlink()

@@ -1,5 +1,5 @@
-"""The Chinese Gradio app over the one Pipeline: the 问答 tab (ui.chat), the 知识库 tab
-(ui.knowledge_base), and three named endpoints for gradio_client.
+"""The Chinese Gradio app over the one Pipeline: the 问答 tab (ui.chat), the 指标 tab (ui.indicators),
+the 知识库 tab (ui.knowledge_base), and three named endpoints for gradio_client.
 
 The endpoints /ask, /passage and /reports take plain values and return JSON (the Answer, a
 passage, the report rows); every event of the UI itself is private, so it is no API to keep.
@@ -16,6 +16,7 @@ from rag.feedback import FeedbackStore
 from rag.pipeline import Pipeline
 from rag.report_files import ReportFiles
 from ui.chat import PASSAGE_CONTEXT, chat_tab, chip_label, render_answer, render_passage
+from ui.indicators import indicators_tab
 from ui.knowledge_base import UPLOAD_LIFETIME_S, knowledge_base_tab, report_rows
 from ui.render import CSS
 
@@ -36,7 +37,7 @@ def _as_gradio_error():
 
 
 def build_ui(pipeline: Pipeline, files: ReportFiles | None = None, feedback: FeedbackStore | None = None) -> gr.Blocks:
-    """The Gradio Blocks of the chat and the 知识库 tab, calling `pipeline` for everything."""
+    """The Gradio Blocks of the chat, 指标 and 知识库 tabs, calling `pipeline` for everything."""
     files = files or ReportFiles(pipeline)
     feedback = feedback or FeedbackStore.in_data_dir(pipeline.settings.data_dir)
 
@@ -69,6 +70,8 @@ def build_ui(pipeline: Pipeline, files: ReportFiles | None = None, feedback: Fee
         with gr.Tabs():
             with gr.Tab("问答", id="chat"):
                 chat = chat_tab(demo, pipeline, files, feedback)
+            with gr.Tab("指标", id="indicators") as indicators_page:
+                indicators_tab(demo, pipeline, files, indicators_page)
             with gr.Tab("知识库", id="kb"):
                 knowledge_base_tab(demo, pipeline, files, chat)
         gr.api(ask, api_name="ask")
