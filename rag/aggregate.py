@@ -278,12 +278,16 @@ def match_metric(query: AggregateQuery, rows: Iterable[Indicator]) -> list[str]:
     return [key for fit, key in scored if fit >= MIN_FIT]
 
 
+# 被 before a verb turns a metric around (被纠错率, 被撤销); 被告 (the defendant) is a noun.
+_PASSIVE = re.compile(r"被(?!告)")
+
+
 def answers(query: AggregateQuery, row: Indicator) -> bool:
     """Whether a row is the kind of figure the question compares: never a target (力争…); a rate for a
     rate; in a comparison a level (or a from_to's end), or a change for 「增长最快」 and only then."""
     if row.kind == "target" or (query.kind and row.quantity != query.kind):
         return False
-    if ("被" in fold(row.metric)) != ("被" in fold(query.metric_words)):
+    if bool(_PASSIVE.search(fold(row.metric))) != bool(_PASSIVE.search(fold(query.metric_words))):
         return False  # 被纠错率 measures the other side of 纠错率: corrected, not correcting
     return query.shape in ("trend", "list") or (row.kind == "change") == query.change
 

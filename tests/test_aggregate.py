@@ -160,6 +160,9 @@ def test_a_passive_metric_is_not_the_active_one():
             row("九龙坡区", "行政复议被纠错率4.5%。", "行政复议被纠错率", "行政复议被纠错率", 4.5, "%", "rate")]
     assert match_metric(parse_aggregate("哪个区的行政复议纠错率最高？"), rows) == ["直接纠错率"]
     assert match_metric(parse_aggregate("哪个区的行政复议被纠错率最低？"), rows) == ["行政复议被纠错率"]
+    sued = [row("九龙坡区", "区政府作为单独被告的行政诉讼案件败诉率5.5%。", "区政府作为单独被告的行政诉讼案件败诉率",
+                "区政府作为单独被告的行政诉讼案件败诉率", 5.5, "%", "rate")]
+    assert match_metric(parse_aggregate("哪个区的行政诉讼案件败诉率最高？"), sued) != []  # 被告 is no passive
 
 
 def test_a_comparison_takes_levels_not_changes():

@@ -174,6 +174,14 @@ def test_right_answer_with_hit_and_right_citation():
     assert s["figures_found"] == ["99.8%"] and s["figures_unsupported"] == []
 
 
+def test_a_report_named_by_its_year_is_no_unsupported_figure():
+    text = "成功率为99.8%[1]。\n\n未报告该指标：九龙坡区2025年报告、荣昌区2021年的报告。"
+    r = score_question(gold(), [row(90, 200)], EVIDENCE, answer(text))
+    assert r["scores"]["figures_unsupported"] == []
+    r = score_question(gold(), [row(90, 200)], EVIDENCE, answer("2021年成功率为99.8%[1]。"))
+    assert r["scores"]["figures_unsupported"] == ["2021"]  # a year stated as a figure still needs its passage
+
+
 def test_refusing_an_answerable_question_fails_even_if_the_refusal_names_the_district():
     item = gold(kind="attribution", must=("沙坪坝",))
     refusal = answer("报告中没有相关信息：在沙坪坝区 2023年的报告中没有找到。", refused=True, citations=[])
