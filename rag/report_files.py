@@ -1,7 +1,7 @@
 """Report files on disk, shared by the HTTP API and the UI: uploads, metadata fixes, removal.
 
 An upload is staged in <reports>.staging and ingested under its final name; the knowledge base
-moves it into place once the index names its bytes, and deletes it otherwise (rag.store). So the
+moves it into place once the index names its bytes, and deletes it otherwise (rag.ingest). So the
 file at a report's name is always the one the index holds. An upload a killed process left half
 done is settled before the next change here, or by `fazhi kb check --repair`.
 """
