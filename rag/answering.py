@@ -19,7 +19,7 @@ from langchain_core.prompts import ChatPromptTemplate
 
 from rag import schema
 from rag.claims import (
-    TEXT_SUPPORT, Ask, Binder, Evidence, Support, content_bigrams, evidence_sentences, is_english, share,
+    SENTENCE_FIT, TEXT_SUPPORT, Ask, Binder, Evidence, Support, content_bigrams, evidence_sentences, is_english, share,
 )
 from rag.districts import district_english, find_districts, meta_label, names_label
 from rag.errors import LLMUnavailableError
@@ -385,7 +385,7 @@ class Composer:
         if self.ask.english or not self.binder.evidence:
             return None
         best = max(self.binder.evidence, key=self.binder.fits)
-        return best if self.binder.fits(best) >= 0.5 else None
+        return best if self.binder.fits(best) >= SENTENCE_FIT else None
 
     def _missing_parts(self) -> str:
         """A part of a question the text left unanswered (「…多少家？…多大？」) gets the sentence that

@@ -32,6 +32,7 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 _LABEL_CHARS = 8          # how far before a figure its label is read
 LABEL_FIT = 0.33          # share of a figure label's bigrams the claim or question must hold
 TEXT_SUPPORT = 0.5        # share of a text claim's bigrams its sentence must hold
+SENTENCE_FIT = 0.5        # weighted share of the question's bigrams a sentence covering it holds
 _YEAR = re.compile(r"(?<!\d)(20\d{2})\s*年")
 # Words that ask rather than name what is asked about.
 QUESTION_WORDS = (
@@ -182,6 +183,14 @@ class Evidence:
             if earlier:
                 return self.label(earlier[-1])
         return content_bigrams(words_before[-_LABEL_CHARS:]), content_bigrams(_content(after)[:_LABEL_CHARS])
+
+    def counted(self, q: Quantity) -> str:
+        """What a count counts: the bigram right before it (「法制审查1件」 → 审查), else right after it
+        (「建成3个实体平台」 → 实体); "" for other kinds."""
+        if q.kind != "count":
+            return ""
+        before, after = (_content(words) for words in measured_words(self.text, self.quantities, q))
+        return before[-2:] if len(before) >= 2 else after[:2] if len(after) >= 2 else ""
 
     def rate_head(self, q: Quantity) -> str:
         """The bigram ending in 率 written right before a rate (「直接纠错率22.22%」 → 错率), or ""."""
@@ -367,7 +376,7 @@ class Binder:
                     if not q.matches(p):
                         continue
                     fit = label_fit(e.label(p), context, e.rate_head(p))
-                    if self.question_bigrams and fit < LABEL_FIT:
+                    if self.question_bigrams and fit < LABEL_FIT and not self._loosely_labelled(e, p, self.ask):
                         continue
                     if self.ask.wants_figure and not self.ask.year_ok(e.about_year(p)):
                         continue
@@ -410,10 +419,10 @@ class Binder:
         words = content_bigrams(claim, tuple(self.ask.districts)) if claim else set()
         return any(self.answers(ask, support, words) for ask in self.ask.parts or [self.ask])
 
-    @staticmethod
-    def answers(ask: Ask, support: Support, claim_words: set[str] = frozenset()) -> bool:
+    def answers(self, ask: Ask, support: Support, claim_words: set[str] = frozenset()) -> bool:
         """True when a bound figure is of a kind `ask` asks, for its year, under a label that fits
-        its words or the claim's (kind and year only when it has no Chinese words)."""
+        its words or the claim's, or loosely (`_loosely_labelled`); kind and year only when it has
+        no Chinese words."""
         words = ask.bigrams | claim_words
         for _, e, p in support.figures:
             if ask.kinds and p.kind not in ask.kinds and p.kind != "number":
@@ -423,9 +432,26 @@ class Binder:
             head = e.rate_head(p)
             if head and head not in ask.bigrams and "率" in fold(ask.search):
                 continue  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says
-            if not words or label_fit(e.label(p), words) >= LABEL_FIT:
+            if not words or label_fit(e.label(p), words) >= LABEL_FIT or self._loosely_labelled(e, p, ask):
                 return True
         return False
+
+    def _loosely_labelled(self, e: Evidence, p: Quantity, ask: Ask) -> bool:
+        """A figure whose label shares only a few of the question's words (「单个案件平均办理时长缩短40%」
+        for 「一个案子平均花的时间减少了多少」) answers when its sentence covers the question (SENTENCE_FIT)
+        and it is the one figure of its kind there whose label shares any: the sentence says what the
+        question asks in other words, and there is no other figure to choose from. A count must still
+        count what the question names."""
+        def anchored(q: Quantity) -> bool:
+            before, after = e.label(q)
+            return bool((before | after) & ask.bigrams)
+
+        if not anchored(p) or self.fits(e, ask) < SENTENCE_FIT:
+            return False
+        counted = e.counted(p)
+        if counted and counted not in ask.bigrams:
+            return False  # a count of something else the sentence mentions (法制审查1件 for 复议案件多少件)
+        return not any(q is not p and q.kind == p.kind and anchored(q) for q in e.quantities)
 
     def fits(self, e: Evidence, ask: Ask | None = None) -> float:
         """How well a sentence (with its section heading) covers the words of the question, or

@@ -233,6 +233,30 @@ def test_a_figure_under_what_the_question_measures_is_an_answer(question, text, 
     assert not answer.refused and figure in answer.answer
 
 
+LOOSE_QUESTION = "荣昌区启用线上办案平台以后，一个案子平均花的时间减少了多少？"
+
+
+def test_a_figure_whose_sentence_answers_in_other_words_is_an_answer():
+    """The label (单个案件平均办理时长) shares two words with the question; its sentence covers the
+    question and states no other figure of that kind: the figure is the answer."""
+    text = "荣昌区启用线上办案平台以后，单个案件平均办理时长缩短40%。"
+    for reply in ("荣昌区启用线上办案平台以后，一个案子平均花的时间减少了40%[1]。", "报告中没有相关信息。"):
+        answer = _composed(LOOSE_QUESTION, reply, [text])
+        assert not answer.refused and "40%" in answer.answer, (reply, answer.answer)
+
+
+def test_a_loose_label_never_counts_something_else():
+    text = "荣昌区统筹办理辖区内重大疑难行政执法案件法制审查12件。"
+    answer = _composed("荣昌区办理了多少件行政复议案件？", "报告中没有相关信息。", [text])
+    assert answer.refused and "12件[" not in answer.answer.split("相近的内容")[0]
+
+
+def test_a_loose_label_never_chooses_between_two_figures_of_its_kind():
+    text = "荣昌区启用线上办案平台以后，单个案件平均办理时长缩短40%，案件平均结案周期缩短25%。"
+    answer = _composed(LOOSE_QUESTION, "一个案子平均花的时间减少了25%[1]。", [text])
+    assert answer.refused and "25%[" not in answer.answer.split("相近的内容")[0]
+
+
 def test_a_clause_about_one_district_cites_only_that_districts_sentence():
     texts = ["沙坪坝区建成公共法律服务中心1个。", "梁平区建成村居公共法律服务工作室300个。"]
     reply = "梁平区建成公共法律服务中心1个[1]。沙坪坝区建成公共法律服务中心1个[1]。"
