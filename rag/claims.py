@@ -193,11 +193,12 @@ class Evidence:
         return before[-2:] if len(before) >= 2 else after[:2] if len(after) >= 2 else ""
 
     def rate_head(self, q: Quantity) -> str:
-        """The bigram ending in 率 written right before a rate (「直接纠错率22.22%」 → 错率), or ""."""
+        """The bigram ending in 率 written right before a rate (「直接纠错率22.22%」 → 错率), or "" (also
+        for one no question's words can hold: 送达率's 达 is a stop character)."""
         if q.kind != "rate":
             return ""
         match = re.search(r"([\u4e00-\u9fff]率)[为是达到了约：:\s]{0,3}$", fold(self.text[: q.start]))
-        return match.group(1) if match else ""
+        return match.group(1) if match and match.group(1)[0] not in _STOP else ""
 
     def about_year(self, q: Quantity | None = None) -> int:
         """The year a figure is about: a year written before it in the sentence, else the

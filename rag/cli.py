@@ -92,10 +92,20 @@ def ingest(obj, paths, as_json):
         f"chunks: {s.chunks_embedded} embedded, {s.chunks_total} in index; "
         f"{s.seconds:.1f} s ({s.chunks_per_s:.1f} chunks/s)"
     )
+    if s.reading:
+        click.echo("读取: " + ", ".join(_reading(ext, r) for ext, r in
+                                         sorted(s.reading.items(), key=lambda item: -item[1]["seconds"])))
     for file, reason in s.failed.items():
         click.secho(f"  failed {file}: {reason}", fg="yellow", err=True)
     if s.failed:
         sys.exit(2)
+
+
+def _reading(extension: str, entry: dict) -> str:
+    """「.pdf 3 files 14.2 s (6 pages OCR)」: where the time of reading files went."""
+    files, pages, seconds = entry["files"], entry["ocr_pages"], entry["seconds"]
+    ocr = f" ({pages} page{'s' * (pages != 1)} OCR)" if pages else ""
+    return f"{extension} {files} file{'s' * (files != 1)} {seconds:.{1 if seconds >= 1 else 2}f} s{ocr}"
 
 
 def _echo_rows(rows: list[dict], as_json: bool, line) -> None:

@@ -72,7 +72,7 @@ class StaleTableError(RagError):
 def citation_of(row: Indicator, n: int = 1) -> Citation:
     """The row's sentence as a Citation, so it is labelled and opened as an answer's citations are."""
     return Citation(n=n, file=row.file, district=row.district, year=row.report_year, section=row.section,
-                    start=row.start, end=row.end, quote=row.sentence)
+                    start=row.start, end=row.end, quote=row.sentence, page=row.page)
 
 
 def value_text(row: Indicator) -> str:

@@ -76,6 +76,7 @@ class Indicator:
     start: int              # offsets of the sentence in the report text
     end: int
     sentence: str           # report_text[start:end]
+    page: int = 0           # the page the sentence starts on (a PDF); 0 for formats without pages
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -104,6 +105,7 @@ def extract_indicators(report: LoadedReport, meta: ReportMeta, keys: MetricKeys 
             province=meta.province, report_year=report_year, about_year=e.about_year(q), metric=metric,
             metric_key=key, value=_number(q.value), unit=q.unit, quantity=q.kind, kind=kind,
             from_value=from_value, section=e.meta[schema.SECTION], start=e.start, end=e.end, sentence=e.text,
+            page=report.page_at(e.start),
         )
         for (e, q, metric, from_value, kind), key in zip(rows, metric_keys)
     ]

@@ -10,6 +10,13 @@ from functools import cache
 
 # (left, top, right, bottom, text) of one run of text, in the image's pixels
 Box = tuple[float, float, float, float, str]
+_images_read = 0
+
+
+def images_read() -> int:
+    """Images (pages) OCR has read in this process so far: an ingest counts a file's OCR pages as
+    the change over its loading."""
+    return _images_read
 
 
 @cache
@@ -22,7 +29,9 @@ def _engine():
 
 def read_image(pixels) -> list[Box]:
     """The runs of text RapidOCR finds in an RGB image (a height × width × 3 uint8 array)."""
+    global _images_read
     found = _engine()(pixels)
+    _images_read += 1
     if found.boxes is None:
         return []
     return [

@@ -219,6 +219,10 @@ def route_question(question: str, reports: list[dict], districts=None, years=Non
     asked_years, wanted = _asked_years(question, explicit, available)
     if asked_years:
         covering = sorted({r["year"] for r in candidates if r["year"] in wanted})
+        if not covering and named and not years:
+            # No report of the year: the next year's report states its figures as the base of its
+            # changes (「比上年」, a table's previous-year column); only figures about it will answer.
+            covering = sorted({r["year"] for r in candidates if r["year"] in {y + 1 for y in asked_years}})
         if not covering:
             where = "、".join(route.districts)
             route.not_covered = (

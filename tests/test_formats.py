@@ -6,11 +6,13 @@ here, so the answers of eval/gold/regions.jsonl do not change.
 
 from __future__ import annotations
 
+import json
 
 import pytest
+from click.testing import CliRunner
 
 from eval.ocr_check import character_accuracy
-from rag import schema
+from rag import cli, schema
 from rag.loading import load_report
 from rag.pipeline import Pipeline
 from rag.schema import Citation
@@ -92,6 +94,8 @@ def test_a_citation_of_a_file_without_pages_shows_none():
         ("翠屏区2024年行政诉讼败诉率是多少？", "2.9%", "行政诉讼败诉率", "2024年", "cuiping_2024.docx", 0),
         ("越城区2023年公证办证数量是多少件？", "9820件", "公证办证", "数量", "yuecheng_2023.docx", 0),
         ("芦淞区2025年行政执法案卷优秀率是多少？", "91%", "行政执法案卷优秀率", "2025年", "lusong_2025_table.pdf", 1),
+        # no 2023 report of 翠屏区: its 2024 report's previous-year column answers
+        ("翠屏区2023年行政复议纠错率是多少？", "8.1%", "行政复议纠错率", "2023年", "cuiping_2024.docx", 0),
     ],
 )
 def test_a_table_cells_figure_is_answered_and_cited_with_its_row_and_column(pipeline, question, figure, row, column,
@@ -121,3 +125,35 @@ def test_a_photographed_page_is_read_by_ocr_and_its_headings_found():
     assert report.encoding == "ocr" and report.pages == ()
     assert "直接纠错率12.6%" in report.text
     assert [s.path for s in report.sections if s.path].count("一、主要成效 > （一）依法办理复议案件") == 1
+
+
+def test_an_ingest_reports_the_seconds_spent_reading_each_format(tmp_path, monkeypatch):
+    """OCR takes seconds a page and text milliseconds a file: the summary says which format the time went to."""
+    pipeline = Pipeline(load_settings(overrides={"data_dir": str(tmp_path)}), make_kb(tmp_path))
+    monkeypatch.setattr(Pipeline, "from_settings", classmethod(lambda cls, settings=None, **kw: pipeline))
+    files = [str(REGIONS / "hangzhou_xihu_2023.txt"), str(FORMATS / "cuiping_2024.docx")]
+    result = CliRunner().invoke(cli.main, ["ingest", "--json", *files])
+    assert result.exit_code == 0, result.output
+    reading = json.loads(result.stdout)["reading"]
+    assert set(reading) == {".txt", ".docx"}
+    assert all(r["files"] == 1 and r["ocr_pages"] == 0 and 0 < r["seconds"] < 5 for r in reading.values())
+    again = CliRunner().invoke(cli.main, ["ingest", *files])  # unchanged files are read too
+    line = next(line for line in again.stdout.splitlines() if line.startswith("读取: "))
+    assert ".docx 1 file " in line and ".txt 1 file " in line and "OCR" not in line
+
+
+@pytest.mark.integration
+def test_a_figure_only_in_a_scanned_pdf_is_answered_and_cited_with_its_page(tmp_path):
+    """「全区公职律师达到97名」 is on page 2 of a scan, and in no text layer: OCR, chunking and the
+    citation keep its page."""
+    settings = load_settings(
+        overrides={"data_dir": str(tmp_path), "llm.provider": "extractive", "retrieval.dense_weight": 0}
+    )
+    kb = make_kb(tmp_path)
+    summary = kb.ingest([FORMATS / "zhengzhou_jinshui_2024_scan.pdf", FORMATS / "cuiping_2024.docx"])
+    assert not summary.failed and summary.reading[".pdf"]["ocr_pages"] == 3
+    answer = Pipeline(settings, kb).ask("金水区的公职律师达到多少名？")
+    assert not answer.refused and "97名" in answer.answer
+    cited = next(c for c in answer.citations if "97名" in c.quote)
+    assert cited.file == "zhengzhou_jinshui_2024_scan.pdf" and cited.page == 2
+    assert cited.label().endswith(" · 第2页〕")
