@@ -7,6 +7,8 @@ threshold, list across districts, trend of one district) from a plain fact quest
 writes the answer: a sentence and a table, every value cited to the sentence that states it,
 the reports that do not give the figure named, and a note whenever the figures compared are
 not alike. Nothing matching well enough means nothing is compared: the caller retrieves instead.
+A plain fact question (「荣昌区2024年行政复议直接纠错率是多少？」) is answered from the table only
+when exactly one row matches its place, year and metric strictly (`parse_fact`, `fact_answer`).
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from dataclasses import dataclass, field
 from rag import schema
 from rag.answering import NOT_FOUND, report_name
 from rag.claims import QUESTION_WORDS, Ask, content_bigrams, share
-from rag.districts import names_label, place_label
+from rag.districts import Mention, district_mentions, names_label, place_label
 from rag.glossary import chinese_terms
 from rag.grounding import UNITS, quantities
 from rag.indicator_table import citation_of
 from rag.indicators import Indicator
-from rag.retrieval import _OVER_YEARS, _RECENT
+from rag.retrieval import _OVER_YEARS, _PREVIOUS, _RECENT
 from rag.schema import Answer, Citation
 from rag.text import fold
 
@@ -105,15 +107,16 @@ class Threshold:
 
 @dataclass
 class AggregateQuery:
-    """A question over every report: its shape, what it measures and where and when."""
+    """A question the table may answer (over every report, or one fact): its shape, what it measures, where and when."""
 
     question: str
-    shape: str                    # threshold | ranking | superlative | trend | list
+    shape: str                    # threshold | ranking | superlative | trend | list | fact
     metric_words: str             # what is measured, in the reports' words (Chinese terms of an English question)
     kind: str = ""                # the grounding kind asked for: rate | count | amount | …; "" any
     descending: bool = True       # highest first (superlative, ranking)
     threshold: Threshold | None = None
     change: bool = False          # asks how much a figure grew or fell (增长最快), not the figure
+    plan: bool = False            # asks for a target (计划, 目标): a fact question only
     districts: list[str] = field(default_factory=list)
     years: list[int] = field(default_factory=list)
     english: bool = False
@@ -283,13 +286,14 @@ _PASSIVE = re.compile(r"被(?!告)")
 
 
 def answers(query: AggregateQuery, row: Indicator) -> bool:
-    """Whether a row is the kind of figure the question compares: never a target (力争…); a rate for a
-    rate; in a comparison a level (or a from_to's end), or a change for 「增长最快」 and only then."""
-    if row.kind == "target" or (query.kind and row.quantity != query.kind):
+    """Whether a row is the kind of figure the question asks: a target (力争…) only for a plan asked and
+    then only a target; a rate for a rate; in a comparison or a fact a level (or a from_to's end), or a
+    change for 「增长最快」「增长了多少」 and only then."""
+    if (row.kind == "target") != query.plan or (query.kind and row.quantity != query.kind):
         return False
     if bool(_PASSIVE.search(fold(row.metric))) != bool(_PASSIVE.search(fold(query.metric_words))):
         return False  # 被纠错率 measures the other side of 纠错率: corrected, not correcting
-    return query.shape in ("trend", "list") or (row.kind == "change") == query.change
+    return query.shape in ("trend", "list") or query.plan or (row.kind == "change") == query.change
 
 
 def nearby_metrics(query: AggregateQuery, rows: Iterable[Indicator], limit: int = 3) -> list[str]:
@@ -303,17 +307,162 @@ def nearby_metrics(query: AggregateQuery, rows: Iterable[Indicator], limit: int 
 
 
 def table_answer(question: str, rows: Sequence[Indicator], reports: Iterable[tuple[str, int]]) -> Answer | None:
-    """The answer from the table, or None when retrieval should answer instead: not an aggregate
-    question, no metric fits, no row answers, or a place the question names has no figure of the
-    metric (retrieval searches each named place apart and may find it in other words)."""
+    """The answer from the table, or None when retrieval should answer instead: neither an aggregate
+    question nor a fact one row answers exactly (`fact_answer`), no metric fits, no row answers, or a
+    place the question names has no figure of the metric (retrieval searches each named place apart
+    and may find it in other words)."""
     query = parse_aggregate(question)
     if query is None:
-        return None
+        return fact_answer(question, rows, reports)
     keys = match_metric(query, rows)
     chosen = _chosen_rows(query, rows, keys)
     if not chosen or any(not any(names_label(d, _place(r)) for r in chosen) for d in query.districts):
         return None
     return answer_aggregate(query, rows, reports, keys)
+
+
+# ---- one figure -----------------------------------------------------------------------------
+
+_PLAN_ASKED = re.compile(r"计划|目标|力争|打算|预计|下一步")
+# Words that ask to choose, compare or list, which one figure does not answer.
+_CHOOSING = re.compile(r"哪|谁|还是|分别|差距|排名|以及")
+_QUALIFIER = re.compile(r"以上|以下|左右|以内")  # 「95%以上」: part of what the figure says
+_THAN_BEFORE = re.compile(r"(?:比|较)?(?:" + _PREVIOUS.pattern + ")")  # 比上年, 同比: what a change is against
+
+
+def parse_fact(question: str) -> AggregateQuery | None:
+    """The one-figure reading of a question (shape "fact"): one place named, at most one year, one
+    part, and the kind of figure asked (率, 多少件, 金额…); None otherwise, so retrieval answers it.
+    English is left to retrieval: its glossary terms do not name a metric strictly enough."""
+    ask = Ask.read(question)
+    folded = fold(question).lower()
+    if (ask.english or ask.parts or ask.wants_list or not ask.wants_figure or len(ask.districts) != 1
+            or len(ask.years) > 1 or _CHOOSING.search(folded)):
+        return None
+    drop = [m.span() for pattern in (_CHANGE_ASKED, _PLAN_ASKED, _THAN_BEFORE) for m in pattern.finditer(folded)]
+    regions = [region for m in district_mentions(question) for p in m.places for region in (p.city, p.province)]
+    words = _metric_words(folded, drop, [*ask.districts, *regions])  # 北京市朝阳区: no metric words in 北京市
+    kind = _kind_asked(folded, words, ask)
+    if not words or kind not in COMPARABLE_KINDS:
+        return None
+    return AggregateQuery(question=question, shape="fact", metric_words=words, kind=kind,
+                          change=bool(_CHANGE_ASKED.search(folded)), plan=bool(_PLAN_ASKED.search(folded)),
+                          districts=ask.districts, years=ask.years)
+
+
+def fact_answer(question: str, rows: Sequence[Indicator], reports: Iterable[tuple[str, int]]) -> Answer | None:
+    """The figure a fact question asks, as one sentence naming whose figure it is, cited to its row's
+    sentence; None unless exactly one row answers it exactly (`fact_row`)."""
+    query = parse_fact(question)
+    found = fact_row(query, rows, reports) if query else None
+    if found is None:
+        return None
+    row, name = found
+    text = _fact_sentence(row, name)
+    if text is None:
+        return None
+    return Answer(answer=text, citations=[citation_of(row, 1)], provider=PROVIDER, model=PROVIDER)
+
+
+def fact_row(query: AggregateQuery, rows: Sequence[Indicator],
+             reports: Iterable[tuple[str, int]]) -> tuple[Indicator, str] | None:
+    """The one row that answers a fact question, with the metric name the question gives it in full;
+    None unless every test holds:
+
+    - the place: the report's district is the one named (a code, when the question tells which unit
+      of a shared name), not a town within it;
+    - the year: the year asked is the row's about_year; none asked, the place must have one report
+      only (of several, which is meant is a guess) and the figure be about that report's year;
+    - the kind: the unit kind asked; a change only for a change asked; a target only for a plan;
+    - the metric: one key only, whose key or a phrase has every bigram in the question's metric
+      words and the same head (`metric_fit` as well);
+    - one row of that key (two phrases or two sentences: which one is meant is a guess), and the
+      question saying no more than it (`_says_more`).
+    """
+    mentions = district_mentions(query.question)
+    if len({m.name for m in mentions}) != 1:
+        return None
+    place = mentions[0]
+    own = [r for r in rows if _same_place(place, r.district, r.district_code)]
+    if query.years:
+        dated = [r for r in own if r.about_year == query.years[0]]
+    else:
+        years = {y for d, y in reports if _same_place(place, d)}
+        if len(years) != 1:
+            return None
+        year = years.pop()
+        dated = [r for r in own if r.report_year == year and (r.about_year == year or r.kind == "target")]
+    named = {}
+    for key, group in _groups(r for r in dated if answers(query, r)).items():
+        name = _named_in_full(query.metric_words, group)
+        if name and metric_fit(query.metric_words, group, query.kind, compared=True) >= MIN_FIT:
+            named[key] = (group, name)
+    if len(named) != 1:
+        return None
+    group, name = next(iter(named.values()))
+    picked = list({(r.file, r.start, r.end, r.value): r for r in group}.values())
+    if len(picked) != 1 or _says_more(query, group, picked[0], own):
+        return None
+    return picked[0], name
+
+
+def _same_place(mention: Mention, district: str, code: str = "") -> bool:
+    """True when a report's district is the place named: 荣昌区 is 荣昌区, 大进镇 named alone is
+    开州区大进镇; 开州区 is not its town 开州区大进镇, nor 北京市朝阳区 the 朝阳区 of another code."""
+    name, district = fold(mention.name).strip(), fold(district).strip()
+    town = name.endswith(("镇", "乡", "街道"))
+    if not name or not (district == name or (town and district.endswith(name))):
+        return False
+    return not (code and mention.codes) or code in mention.codes
+
+
+def _named_in_full(words: str, group: list[Indicator]) -> str:
+    """The longest of a metric's key and phrases whose every bigram the words hold, with the words'
+    head as its own (「行政复议直接纠错率」 in 「荣昌区2024年行政复议直接纠错率」), or ""."""
+    wanted, head = content_bigrams(words), _head(words)
+    phrases = [p for p in (group[0].metric_key, *dict.fromkeys(r.metric for r in group))
+               if content_bigrams(p) and content_bigrams(p) <= wanted and _head(p) == head]
+    return max(phrases, key=len, default="")
+
+
+def _says_more(query: AggregateQuery, group: list[Indicator], row: Indicator, rows: Sequence[Indicator]) -> bool:
+    """True when the question's metric words beyond the metric found are not all in the row's sentence
+    or section (「涉企行政复议直接纠错率」 asks a narrower figure), or two of them are in another metric
+    of the place: it asks two figures (「审结率和直接纠错率」, 「聘请了多少名社会监督员和村（社区）监督员」)."""
+    phrases = (group[0].metric_key, *dict.fromkeys(r.metric for r in group))
+    beyond = content_bigrams(query.metric_words, phrases) - set().union(*map(content_bigrams, phrases))
+    if not beyond <= content_bigrams(row.sentence + row.section):
+        return True
+    return any(len(content_bigrams(phrase) & beyond) >= 2
+               for other in rows if other.metric_key != row.metric_key for phrase in (other.metric_key, other.metric))
+
+
+def _fact_sentence(row: Indicator, name: str) -> str | None:
+    """「荣昌区2024年行政复议直接纠错率为22.22%[1]。」; None for a change whose direction its sentence
+    does not say."""
+    who = f"{_place(row)}{row.about_year}年"
+    value = _written(row, row.value) + _qualifier(row)
+    direction = _direction([row])
+    if row.kind == "target":
+        text = f"{_place(row)}计划{row.about_year}年{name}达到{value}[1]"
+    elif row.kind == "change":
+        if direction not in ("上升", "下降"):
+            return None
+        text = f"{who}{name}{direction}{value}[1]"
+    elif row.kind == "from_to" and direction in ("上升", "下降"):
+        text = f"{who}{name}由{_written(row, row.from_value)}{direction}至{value}[1]"
+    else:
+        text = f"{who}{name}为{value}[1]"
+    if row.about_year != row.report_year:
+        text += f"（{row.report_year}年报告）"
+    return text + "。"
+
+
+def _qualifier(row: Indicator) -> str:
+    """以上, 以下, 左右 or 以内 written right after the row's figure, or ""."""
+    q = _quantity(row, row.value)
+    found = _QUALIFIER.match(row.sentence, q.end) if q else None
+    return found.group() if found else ""
 
 
 def answer_aggregate(query: AggregateQuery, rows: Sequence[Indicator],

@@ -14,7 +14,7 @@ from rag.claims import Ask, report_items
 from rag.conversations import ConversationStore, SqliteConversations
 from rag.errors import ConfigError, IndexMissingError, IndexUnavailableError, QuestionError, QuestionTooLongError
 from rag.evidence import Excerpt, select_excerpts
-from rag.aggregate import parse_aggregate, table_answer
+from rag.aggregate import parse_aggregate, parse_fact, table_answer
 from rag.districts import names_district
 from rag.indicator_table import IndicatorTable, MetricSummary, SqliteIndicators
 from rag.indicators import Indicator
@@ -230,8 +230,9 @@ class Pipeline:
 
     def _table_answer(self, question: str, manifest: dict, filters: dict) -> Answer | None:
         """The answer from the 指标库 table to a question over every report (最高, 排名, 超过10%, 各区,
-        三年来…), within the districts and years a caller filters to; None: retrieval answers it."""
-        query = parse_aggregate(question)
+        三年来…) or to a fact one row answers exactly, within the districts and years a caller filters
+        to; None: retrieval answers it."""
+        query = parse_aggregate(question) or parse_fact(question)
         if query is None:
             return None
         districts, years = filters.get("districts") or [], filters.get("years") or []
@@ -239,9 +240,13 @@ class Pipeline:
         def kept(district: str, year: int) -> bool:
             return (not districts or any(names_district(d, district) for d in districts)) and (not years or year in years)
 
-        rows = [r for r in self.indicators.rows(metric_words=[query.head] if query.head else ())
-                if kept(r.district, r.report_year)]
         reports = [(r["district"], r["year"]) for r in manifest["reports"].values() if kept(r["district"], r["year"])]
+        if query.shape == "fact":  # every metric of the place: a second metric named must be seen
+            found = [r for d in dict.fromkeys(d for d, _ in reports if names_district(query.districts[0], d))
+                     for r in self.indicators.rows(district=d)]
+        else:
+            found = self.indicators.rows(metric_words=[query.head] if query.head else ())
+        rows = [r for r in found if kept(r.district, r.report_year)]
         return table_answer(question, rows, reports)
 
     @property

@@ -80,10 +80,36 @@ def seeded_pipeline(tmp_path_factory):
     return Pipeline(settings, kb)
 
 
+class NoIndicators:
+    """An empty 指标库 table: every question goes to retrieval and the writer (tests of the writer's path;
+    the table's own answers are tested in test_aggregate.py and test_indicator_ingest.py)."""
+
+    def rows(self, *args, **filters) -> list:
+        return []
+
+    def metrics(self) -> list:
+        return []
+
+    def version(self) -> str:
+        return ""
+
+    def replace(self, *args, **kwargs) -> None:
+        pass
+
+    def rebuild(self, *args, **kwargs) -> None:
+        pass
+
+
+def writer_pipeline(pipeline: Pipeline, chat_models: dict | None = None) -> Pipeline:
+    """The same knowledge base and writers (or those given), with no question answered from the table."""
+    return Pipeline(pipeline.settings, pipeline.kb, chat_models or pipeline._chat_model_factories,
+                    indicators=NoIndicators())
+
+
 def fake_llm_pipeline(pipeline: Pipeline, responses: list[str]) -> Pipeline:
     """The same knowledge base, answering with a fake chat model that replies `responses` in turn."""
     model = FakeListChatModel(responses=responses)
-    return Pipeline(pipeline.settings, pipeline.kb, {"local": lambda: (model, "fake-chat")})
+    return writer_pipeline(pipeline, {"local": lambda: (model, "fake-chat")})
 
 
 @pytest.fixture(scope="session")

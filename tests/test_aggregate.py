@@ -8,7 +8,7 @@ import pytest
 
 from eval.goldset import check_gold, load_gold
 from eval.metrics import UNANSWERABLE, missing_terms, score_question, summarize
-from rag.aggregate import answer_aggregate, match_metric, parse_aggregate, table_answer
+from rag.aggregate import answer_aggregate, fact_answer, match_metric, parse_aggregate, parse_fact, table_answer
 from rag.indicators import Indicator, extract_indicators
 from rag.loading import load_report
 from rag.metadata import detect_metadata
@@ -285,7 +285,7 @@ def test_figures_in_other_units_are_compared_with_a_note():
 
 
 def test_table_answer_leaves_to_retrieval_what_the_table_cannot_answer():
-    assert table_answer("荣昌区2024年行政复议直接纠错率是多少？", ROWS, REPORTS) is None   # a plain fact
+    assert table_answer("荣昌区2024年行政复议审结率是多少？", ROWS, REPORTS) is None   # a fact no row states
     assert table_answer("哪个区的社区矫正人数最多？", ROWS, REPORTS) is None            # no metric fits
     # 九龙坡区 is named but states no 调解成功率 in the table: retrieval searches it apart
     assert table_answer("九龙坡区和梁平区谁的调解成功率更高？", ROWS, REPORTS) is None
@@ -298,6 +298,82 @@ def test_a_key_brings_every_phrase_grouped_under_it():
     assert lead.startswith("调解的矛盾纠纷最多的是九龙坡区（12069件[1]）")
     lead = table_answer("哪个地方调解的矛盾纠纷最多？", ROWS, REPORTS).answer.split("\n")[0]
     assert JIULONGPO not in lead  # 调解案件 alone is another metric
+
+
+# ---- one figure ------------------------------------------------------------------------------
+
+RESOLVED = row(DAJIN, "共排查化解矛盾纠纷356起,化解率达100%。", "化解率", "化解率", 100, "%", "rate")
+CLOSED = row(RONGCHANG, "全年接收行政复议申请337件，审结283件，直接纠错58件，审结率为85.29%、直接纠错率22.22%。",
+             "审结率", "行政复议审结率", 85.29, "%", "rate")
+
+
+def test_a_fact_one_row_states_exactly_is_answered_from_it_with_its_sentence():
+    answer = table_answer("荣昌区2024年行政复议直接纠错率是多少？", ROWS, REPORTS)
+    assert answer.answer == "荣昌区2024年行政复议直接纠错率为22.22%[1]。"
+    assert answer.provider == "indicators" and not answer.refused
+    [cited] = answer.citations
+    stated = next(r for r in ROWS if r.value == 22.22)
+    assert (cited.n, cited.file, cited.start, cited.end, cited.quote) == (
+        1, stated.file, stated.start, stated.end, stated.sentence)
+    # no year named: the place's only report, its own year
+    assert fact_answer("沙坪坝区的调解成功率是多少？", ROWS, REPORTS).answer == "沙坪坝区2023年调解成功率为99.8％[1]。"
+    # a change asked for is a change row
+    assert fact_answer("沙坪坝区2023年受理法律援助案件同比增长了多少？", ROWS, REPORTS).answer == (
+        "沙坪坝区2023年受理法律援助案件上升39%[1]。")
+    # a town named alone is its report's place
+    assert fact_answer("大进镇2025年化解率是多少？", [*ROWS, RESOLVED], REPORTS).answer == (
+        "开州区大进镇2025年化解率为100%[1]。")
+
+
+def test_a_change_row_answers_only_a_question_for_a_change():
+    stated = "新收行政复议案件542件，比上年增加103件。"
+    level = row(JIULONGPO, stated, "新收行政复议案件", "新收行政复议案件", 542, "件", "count")
+    change = row(JIULONGPO, stated, "新收行政复议案件", "新收行政复议案件", 103, "件", "count", kind="change")
+    assert fact_answer("九龙坡区2025年新收行政复议案件多少件？", [level, change], REPORTS).answer == (
+        "九龙坡区2025年新收行政复议案件为542件[1]。")
+    assert fact_answer("九龙坡区2025年新收行政复议案件比上年增加了多少件？", [level, change], REPORTS).answer == (
+        "九龙坡区2025年新收行政复议案件上升103件[1]。")
+    assert fact_answer("九龙坡区2025年新收行政复议案件多少件？", [change], REPORTS) is None
+
+
+def test_a_target_answers_only_a_question_for_a_plan():
+    assert fact_answer("梁平区2025年人民调解协议履行率是多少？", ROWS, REPORTS) is None
+    assert fact_answer("梁平区2025年人民调解协议履行率的目标是多少？", ROWS, REPORTS).answer == (
+        "梁平区计划2025年人民调解协议履行率达到96%以上[1]（2024年报告）。")
+
+
+@pytest.mark.parametrize("question", [
+    "荣昌区2024年行政复议审结率和直接纠错率是多少？",     # two metrics named
+    "荣昌区2024年涉企行政复议直接纠错率是多少？",         # narrower than the sentence says
+    "荣昌区2024年纠错的比例是多少？",                     # a loose wording: no metric named in full
+    "荣昌区2023年行政复议直接纠错率是多少？",             # a year with no row
+    "梁平区的调解成功率是多少？",                         # two reports and no year: which one is a guess
+    "沙坪坝区2023年受理法律援助案件是多少？",             # kind unsaid (no 件, no 率)
+    "九龙坡区2025年出庭应诉率是多少？",                   # two rows of one key
+    "开州区2025年化解率是多少？",                         # the town's figure is not the district's
+    "What was the direct correction rate of Rongchang District in 2024?",  # English: left to retrieval
+    "荣昌区和梁平区的直接纠错率分别是多少？",             # two places
+])
+def test_a_fact_the_table_does_not_state_exactly_is_left_to_retrieval(question):
+    assert fact_answer(question, [*ROWS, CLOSED, RESOLVED], REPORTS) is None
+
+
+def test_a_shared_name_is_told_apart_by_its_code():
+    rate = next(r for r in ROWS if r.value == 22.22)
+    beijing = replace(rate, file="bj.txt", district="朝阳区", district_code="110105", city="北京市", province="北京市")
+    changchun = replace(beijing, file="cc.txt", district_code="220104", city="长春市", province="吉林省", value=10.5,
+                        sentence="全年直接纠错率10.5%。")
+    rows, reports = [beijing, changchun], [("朝阳区", 2024)]
+    assert fact_answer("北京市朝阳区2024年行政复议直接纠错率是多少？", rows, reports).answer == (
+        "北京市朝阳区2024年行政复议直接纠错率为22.22%[1]。")
+    assert fact_answer("朝阳区2024年行政复议直接纠错率是多少？", rows, reports) is None  # which 朝阳区 is a guess
+
+
+def test_a_fact_question_is_read_for_its_metric_kind_and_year():
+    query = parse_fact("荣昌区2024年行政复议直接纠错率是多少？")
+    assert (query.shape, query.metric_words, query.kind, query.years, query.districts) == (
+        "fact", "行政复议直接纠错率", "rate", [2024], [RONGCHANG])
+    assert parse_fact("荣昌区2024年办理公证多少件？2025年计划办理多少件？") is None  # two parts
 
 
 # ---- the seeds, end to end without Chroma ------------------------------------------------------

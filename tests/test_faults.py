@@ -40,7 +40,7 @@ from rag.settings import load_settings
 from rag.store import KnowledgeBase
 from tests.chaos.worker import SlowFakeEmbedding, census, chroma_client
 from tests.test_api import sse_events
-from tests.conftest import SEEDS, UPLOAD_REPORT, make_kb
+from tests.conftest import SEEDS, UPLOAD_REPORT, make_kb, writer_pipeline
 
 WORKER = Path(__file__).parent / "chaos" / "worker.py"
 QUESTION = "荣昌区2024年行政复议直接纠错率是多少？"
@@ -461,7 +461,7 @@ def test_local_llm_server_crashing_mid_answer_gives_503_and_the_next_question_re
 
     settings = seeded_pipeline.settings.with_overrides({"llm.provider": "local"})
     server = local_llm.LocalLLMServer(settings, server_factory=llama)
-    pipeline = Pipeline(settings, seeded_pipeline.kb, build_chat_model_factories(settings, local_server=server))
+    pipeline = writer_pipeline(Pipeline(settings, seeded_pipeline.kb), build_chat_model_factories(settings, local_server=server))
     client = TestClient(create_app(pipeline, ui=False))
     try:
         streamed = sse_events(client.post("/api/ask/stream", json={"question": QUESTION}).text)

@@ -98,6 +98,17 @@ def test_a_filter_keeps_a_table_answer_within_its_districts(pipeline):
     assert answer.provider == "indicators" and {c.district for c in answer.citations} == {"荣昌区", "梁平区"}
 
 
-def test_a_fact_question_is_still_answered_from_the_passages(pipeline):
-    answer = pipeline.ask("荣昌区2024年行政复议直接纠错率是多少？")
-    assert answer.provider == "extractive" and "22.22%" in answer.answer
+def test_a_fact_one_row_states_exactly_is_answered_from_the_table_quoting_its_sentence(pipeline):
+    stream = pipeline.stream("荣昌区2024年行政复议直接纠错率是多少？")
+    shown = "".join(stream)
+    answer = stream.answer
+    assert shown == answer.answer and answer.provider == "indicators" and not answer.refused
+    assert answer.answer.startswith("荣昌区2024年") and "22.22%[1]" in answer.answer
+    [cited] = answer.citations
+    assert (cited.file, cited.district, cited.year) == (RONGCHANG, "荣昌区", 2024)
+    assert pipeline.kb.report_text(cited.file)[cited.start:cited.end] == cited.quote and "22.22%" in cited.quote
+
+
+def test_a_fact_question_asking_two_figures_is_still_answered_from_the_passages(pipeline):
+    answer = pipeline.ask("荣昌区2024年行政复议审结率和直接纠错率是多少？")
+    assert answer.provider == "extractive" and "22.22%" in answer.answer and "85.29%" in answer.answer
