@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from rag.answering import NOT_FOUND
-from rag.metadata import detect_metadata
+from rag.loading import load_report
+from rag.metadata import detect_metadata, report_metadata
 from rag.pipeline import Pipeline
 from rag.settings import PROJECT_ROOT, load_settings
 from tests.conftest import SEEDS, make_kb
@@ -44,6 +45,35 @@ def test_every_report_of_the_corpus_and_the_seeds_is_identified():
         meta = detect_metadata(path.read_text(encoding="utf-8"), path.name)
         found[path] = (meta.district, meta.year, meta.city, meta.province, meta.district_code)
     assert found == IDENTITIES
+
+
+FORMATS = PROJECT_ROOT / "tests" / "data" / "formats"
+# the same, for the reports published as Word, PDF, scans and a photo (tests/data/formats)
+FORMAT_IDENTITIES = {
+    "cuiping_2024.docx": ("翠屏区", 2024, "宜宾市", "四川省", "511502"),
+    "yuecheng_2023.docx": ("越城区", 2023, "绍兴市", "浙江省", "330602"),
+    "hangzhou_xihu_2023.pdf": ("西湖区", 2023, "杭州市", "浙江省", "330106"),
+    "wuhan_jianghan_2024.pdf": ("江汉区", 2024, "武汉市", "湖北省", "420103"),
+    "lusong_2025_table.pdf": ("芦淞区", 2025, "株洲市", "湖南省", "430203"),
+    "ningbo_jiangbei_2024_scan.pdf": ("江北区", 2024, "宁波市", "浙江省", "330205"),
+    "zhengzhou_jinshui_2024_scan.pdf": ("金水区", 2024, "郑州市", "河南省", "410105"),
+    "dali_2024.png": ("大理市", 2024, "大理白族自治州", "云南省", "532901"),
+}
+_OCR = ("ningbo_jiangbei_2024_scan.pdf", "zhengzhou_jinshui_2024_scan.pdf", "dali_2024.png")
+
+
+@pytest.mark.parametrize("name", [
+    *(n for n in FORMAT_IDENTITIES if n not in _OCR),
+    *(pytest.param(n, marks=pytest.mark.integration) for n in _OCR),  # read by OCR: seconds a page
+])
+def test_every_report_of_the_formats_corpus_is_identified(name):
+    report = load_report(FORMATS / name, max_bytes=20 * 2**20)
+    meta = report_metadata(report)
+    assert (meta.district, meta.year, meta.city, meta.province, meta.district_code) == FORMAT_IDENTITIES[name]
+
+
+def test_the_formats_corpus_is_listed_whole():
+    assert sorted(p.name for p in FORMATS.iterdir() if p.suffix != ".py") == sorted(FORMAT_IDENTITIES)
 
 
 @pytest.fixture(scope="module")
