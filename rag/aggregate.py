@@ -30,7 +30,8 @@ from rag.retrieval import _OVER_YEARS, _PREVIOUS, _RECENT
 from rag.schema import Answer, Citation
 from rag.text import fold
 
-PROVIDER = "indicators"
+PROVIDER = "indicators"   # the provider of an answer from the table, whichever writer was asked
+PROVIDER_LABEL = "指标库"
 # Kinds of figure a question may compare (rag.grounding kinds).
 COMPARABLE_KINDS = ("rate", "count", "amount", "area", "duration")
 MIN_FIT = 0.5      # share of the question's metric bigrams a metric must cover
@@ -259,10 +260,15 @@ def metric_fit(words: str, rows: Sequence[Indicator], kind: str = "", compared: 
 
 
 def _head(words: str) -> set[str]:
-    """The last content bigram of a phrase: what a Chinese noun phrase names (出庭应诉率 → 诉率)."""
+    """The last content bigram of a phrase: what a Chinese noun phrase names (法律援助案件 → 案件); for a
+    rate the bigram before it too, as 率 alone says only that it is a rate (出庭应诉率 → 应诉, 诉率: not
+    败诉率's 败诉, 诉率)."""
     folded = fold(words)
-    return next((found for end in range(len(folded), 1, -1) if (found := content_bigrams(folded[end - 2:end]))),
-                set())
+    for end in range(len(folded), 1, -1):
+        found = content_bigrams(folded[end - 2:end])
+        if found:
+            return found | (content_bigrams(folded[end - 3:end - 1]) if folded[end - 1] == "率" else set())
+    return set()
 
 
 def match_metric(query: AggregateQuery, rows: Iterable[Indicator]) -> list[str]:
@@ -482,7 +488,7 @@ def answer_aggregate(query: AggregateQuery, rows: Sequence[Indicator],
     scope = [(d, y) for d, y in dict.fromkeys(reports)
              if (not query.districts or any(names_label(n, d) for n in query.districts))
              and (not query.years or y in query.years)]
-    stated = {(r.district, r.report_year) for r in chosen}
+    stated = {(_place(r), r.report_year) for r in chosen}  # places as written: two 鼓楼区 apart
     missing = [report_name(d, y) for d, y in scope if (d, y) not in stated]
     if missing:
         lines.append(f"未报告该指标：{'、'.join(missing)}。")

@@ -15,7 +15,7 @@ from rag.conversations import ConversationStore, SqliteConversations
 from rag.errors import ConfigError, IndexMissingError, IndexUnavailableError, QuestionError, QuestionTooLongError
 from rag.evidence import Excerpt, select_excerpts
 from rag.aggregate import parse_aggregate, parse_fact, table_answer
-from rag.districts import names_district
+from rag.districts import meta_label, names_district
 from rag.indicator_table import IndicatorTable, MetricSummary, SqliteIndicators
 from rag.indicators import Indicator
 from rag.ingest import IngestSummary, ReportSource
@@ -240,7 +240,7 @@ class Pipeline:
         def kept(district: str, year: int) -> bool:
             return (not districts or any(names_district(d, district) for d in districts)) and (not years or year in years)
 
-        reports = [(r["district"], r["year"]) for r in manifest["reports"].values() if kept(r["district"], r["year"])]
+        reports = [(meta_label(r), r["year"]) for r in manifest["reports"].values() if kept(r["district"], r["year"])]
         if query.shape == "fact":  # every metric of the place: a second metric named must be seen
             found = [r for d in dict.fromkeys(d for d, _ in reports if names_district(query.districts[0], d))
                      for r in self.indicators.rows(district=d)]

@@ -165,6 +165,14 @@ def test_a_passive_metric_is_not_the_active_one():
     assert match_metric(parse_aggregate("哪个区的行政诉讼案件败诉率最高？"), sued) != []  # 被告 is no passive
 
 
+def test_a_rate_is_told_by_the_word_before_its_last_two_characters():
+    """出庭应诉率 and 败诉率 both end in 诉率: what they measure is 应诉 and 败诉."""
+    rows = [row("荣昌区", "区政府负责人出庭应诉率100%。", "区政府负责人出庭应诉率", "出庭应诉率", 100.0, "%", "rate"),
+            row("梁平区", "行政诉讼败诉率3.5%。", "行政诉讼败诉率", "行政诉讼败诉率", 3.5, "%", "rate")]
+    assert match_metric(parse_aggregate("各区的行政诉讼败诉率分别是多少？"), rows) == ["行政诉讼败诉率"]
+    assert match_metric(parse_aggregate("哪些区的出庭应诉率低于100%？"), rows) == ["出庭应诉率"]
+
+
 def test_a_comparison_takes_levels_not_changes():
     answer = ask("各区法律援助案件排名")
     assert "991件" in answer.answer and "39%" not in answer.answer  # 同比增长39% is not a number of cases

@@ -3,6 +3,7 @@
 问答: ask and see the streamed answer, its status line and chips; open a passage; like it; an
 empty question answered inline; stop an answer mid-stream (nothing stored) while a second
 question waits in the box; regenerate; reload and find the conversation again; rename; delete.
+A ranking answered from the 指标库 table shows a table (raised [n] markers, chips that open passages).
 知识库: upload three files at once (one refused), preview a report's headings and chunks, fix a
 year that was not detected, hit-test a query, delete a report after confirming.
 Each step leaves a screenshot in test-artifacts/ (ui-NN-*.png)."""
@@ -26,6 +27,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 QUESTION = "九龙坡区2025年实施首违不罚、轻微免罚的案件有多少件？"
 TITLE = "首违不罚问答"
+TABLE_QUESTION = "各区的调解成功率从高到低怎么排？"  # answered from the 指标库 table
 NO_YEAR_REPORT = (  # a report that names no year: its year is to be fixed in the UI
     "铜梁区法治政府建设情况报告\n\n"
     "一、主要举措和成效\n（一）深化行政复议改革\n全年办理行政复议案件512件，直接纠错率9.1%。\n\n"
@@ -280,6 +282,50 @@ def test_chat_ask_stop_regenerate_reload_rename_delete(server, browser):
     wait_for(driver, lambda d: conversation_titles(d) == [] and not user_messages(d), message="not deleted")
     assert store.list() == []
     shot(driver, "10-deleted")
+
+
+def test_a_table_answer_renders_as_a_table_with_chips(server, browser):
+    """An answer from the 指标库 table: its markdown table is a <table>, one row per district ranked,
+    its [n] markers raised; a chip under it opens the quoted sentence of its report."""
+    url, pipeline, _ = server
+    driver = browser
+    expected = pipeline.ask(TABLE_QUESTION)
+    assert expected.provider == "indicators" and not expected.refused, expected.answer
+    districts = list(dict.fromkeys(c.district for c in expected.citations))
+    assert len(districts) >= 2, expected.answer
+    driver.get(url + "/")
+    wait_for(driver, lambda d: find(d, "#fz-question textarea"), message="page did not load")
+    click(driver, "#fz-new")
+    wait_for(driver, lambda d: not user_messages(d), message="no new conversation")
+
+    ask(driver, TABLE_QUESTION)
+    wait_for(driver, lambda d: "完成" in text(d, "#fz-status"), message="the table answer did not finish")
+    message = bot_messages(driver)[-1]
+    tables = find(message, "table")
+    assert len(tables) == 1, f"the markdown table is not rendered as a table: {message.text!r}"
+    assert "| --- |" not in message.text and "| 地区 |" not in message.text, "raw pipes in the answer"
+    head = [cell.text.strip() for cell in find(tables[0], "th")]
+    assert head == ["地区", "年份", "指标", "数值", "出处"]
+    rows = [[cell.text.strip() for cell in find(row, "td")] for row in find(tables[0], "tbody tr")]
+    assert [row[0] for row in rows] == districts, "not one row per district, in the answer's order"
+    assert [row[-1] for row in rows] == [f"[{c.n}]" for c in expected.citations]
+    refs = find(tables[0], "td .fz-ref")
+    assert len(refs) == len(rows), "the table's [n] markers are not raised"
+    assert all(r.value_of_css_property("vertical-align") == "super" for r in refs)
+    assert find(message, "p .fz-ref"), "the leading sentence's [n] markers are not raised"
+    assert "未报告该指标" in message.text and "注：" in message.text
+    chips = find(message, ".fz-chip")
+    assert [c.text.split(" ")[0] for c in chips] == [f"[{c.n}]" for c in expected.citations]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'end'}); window.scrollTo(0, 0)", message)
+    shot(driver, "17-table-answer")
+
+    # A click on a chip shows its passage, the quoted sentence in <mark>.
+    cited = expected.citations[1]
+    chips[1].click()
+    mark = wait_for(driver, lambda d: find(d, "#fz-passage mark"), message="no highlighted passage")[0]
+    assert mark.text.strip() == cited.quote.strip()
+    assert cited.district in text(driver, "#fz-passage .fz-passage-head")
+    shot(driver, "18-table-passage")
 
 
 def test_knowledge_base_upload_preview_fix_hit_test_remove(server, browser, tmp_path):

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import gradio as gr
 
+from rag.aggregate import PROVIDER as TABLE, PROVIDER_LABEL as TABLE_LABEL
 from rag.answering import AnswerStream
 from rag.conversations import Conversation, ConversationNotFoundError
 from rag.errors import LLMUnavailableError, ModelUnavailableError, QuestionError, RagError
@@ -91,8 +92,10 @@ def render_answer(answer: Answer) -> str:
         for c in answer.citations
     )
     t = answer.timings
+    source = (f"{TABLE_LABEL}（表中数字）" if answer.provider == TABLE
+              else f"{PROVIDERS[answer.provider].label if answer.provider in PROVIDERS else answer.provider} · {answer.model}")
     meta = (
-        f"{esc(PROVIDERS[answer.provider].label if answer.provider in PROVIDERS else answer.provider)} · {esc(answer.model)} · "
+        f"{esc(source)} · "
         f"检索 {t.retrieve_ms:.0f} ms · 首字 {t.first_token_ms:.0f} ms · 总计 {t.total_ms:.0f} ms"
     )
     parts = [answer_text(answer.answer)]
@@ -258,7 +261,8 @@ def chat_tab(demo: gr.Blocks, pipeline: Pipeline, files: ReportFiles, feedback: 
                 yield failed(err, [("error", "检索失败")])
             return
         route = route_step(stream, filters or {})
-        retrieved = f"检索到 {len(stream.excerpts)} 段 · {(time.perf_counter() - started) * 1000:.0f} ms"
+        found = "从指标库查表" if stream.ready is not None else f"检索到 {len(stream.excerpts)} 段"
+        retrieved = f"{found} · {(time.perf_counter() - started) * 1000:.0f} ms"
         yield skip, render_steps([("done", route), ("done", retrieved), ("active", "生成中…")]), *(skip,) * 4
         try:
             for delta in stream:
