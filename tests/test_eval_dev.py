@@ -1,6 +1,7 @@
 """The gold sets through the real pipeline (e5 embeddings, extractive answers) must meet their floors:
 dev.jsonl eval/floors.json, trust.jsonl (paraphrases, no district, other script, English, near misses,
-lists) eval/floors_trust.json."""
+lists) eval/floors_trust.json, the held-out sets eval/floors_holdout.json, and the questions over every
+report (answered from the 指标库 table) eval/floors_aggregate.json."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ EVAL = PROJECT_ROOT / "eval"
 @pytest.mark.parametrize(("gold", "floors", "questions"), [
     (GOLD, EVAL / "floors.json", 45),
     (EVAL / "gold" / "trust.jsonl", EVAL / "floors_trust.json", 40),
+    (EVAL / "gold" / "holdout.jsonl", EVAL / "floors_holdout.json", 40),
+    (EVAL / "gold" / "holdout2.jsonl", EVAL / "floors_holdout.json", 40),
+    (EVAL / "gold" / "aggregate.jsonl", EVAL / "floors_aggregate.json", 24),
 ])
 def test_gold_set_meets_its_floors(real_pipeline, tmp_path, gold, floors, questions):
     # real_pipeline has ingested the five seeds (asserted in the fixture).
