@@ -70,13 +70,19 @@ def seeds_copy(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def seeded_pipeline(tmp_path_factory):
-    """A pipeline over the five seeds with fake embeddings; their ranks are noise, so BM25 alone ranks."""
-    data_dir = tmp_path_factory.mktemp("seeded")
+    """A pipeline over the five seeds (see bm25_pipeline)."""
+    return bm25_pipeline(tmp_path_factory.mktemp("seeded"), sorted(SEEDS.glob("*.txt")))
+
+
+def bm25_pipeline(data_dir: Path, paths: list[Path]) -> Pipeline:
+    """A pipeline over these reports, all ingested, with fake embeddings: their ranks are noise, so
+    BM25 alone ranks; answers are extractive."""
     settings = load_settings(
         overrides={"data_dir": str(data_dir), "llm.provider": "extractive", "retrieval.dense_weight": 0}
     )
     kb = make_kb(data_dir)
-    kb.ingest(sorted(SEEDS.glob("*.txt")))
+    summary = kb.ingest(paths)
+    assert not summary.failed and len(summary.new) == len(paths)
     return Pipeline(settings, kb)
 
 

@@ -17,7 +17,7 @@ from rag.loading import load_report
 from rag.pipeline import Pipeline
 from rag.schema import Citation
 from rag.settings import PROJECT_ROOT, load_settings
-from tests.conftest import make_kb
+from tests.conftest import bm25_pipeline, make_kb
 
 FORMATS = PROJECT_ROOT / "tests" / "data" / "formats"
 REGIONS = PROJECT_ROOT / "tests" / "data" / "regions"
@@ -33,15 +33,8 @@ def paragraphs(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> Pipeline:
-    """The text PDFs and Word files with fake embeddings, so BM25 alone ranks."""
-    data_dir = tmp_path_factory.mktemp("formats")
-    settings = load_settings(
-        overrides={"data_dir": str(data_dir), "llm.provider": "extractive", "retrieval.dense_weight": 0}
-    )
-    kb = make_kb(data_dir)
-    summary = kb.ingest([FORMATS / name for name in TEXT_FILES])
-    assert not summary.failed and len(summary.new) == len(TEXT_FILES)
-    return Pipeline(settings, kb)
+    """The text PDFs and Word files (see bm25_pipeline)."""
+    return bm25_pipeline(tmp_path_factory.mktemp("formats"), [FORMATS / name for name in TEXT_FILES])
 
 
 @pytest.mark.parametrize("name", ["hangzhou_xihu_2023.pdf", "wuhan_jianghan_2024.pdf"])

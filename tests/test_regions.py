@@ -10,8 +10,8 @@ from rag.answering import NOT_FOUND
 from rag.loading import load_report
 from rag.metadata import detect_metadata, report_metadata
 from rag.pipeline import Pipeline
-from rag.settings import PROJECT_ROOT, load_settings
-from tests.conftest import SEEDS, make_kb
+from rag.settings import PROJECT_ROOT
+from tests.conftest import SEEDS, bm25_pipeline
 
 REGIONS = PROJECT_ROOT / "tests" / "data" / "regions"
 
@@ -78,15 +78,8 @@ def test_the_formats_corpus_is_listed_whole():
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> Pipeline:
-    """The corpus with fake embeddings; their ranks are noise, so BM25 alone ranks."""
-    data_dir = tmp_path_factory.mktemp("regions")
-    settings = load_settings(
-        overrides={"data_dir": str(data_dir), "llm.provider": "extractive", "retrieval.dense_weight": 0}
-    )
-    kb = make_kb(data_dir)
-    summary = kb.ingest(sorted(REGIONS.glob("*.txt")))
-    assert not summary.failed and len(summary.new) == 13
-    return Pipeline(settings, kb)
+    """The corpus (see bm25_pipeline)."""
+    return bm25_pipeline(tmp_path_factory.mktemp("regions"), sorted(REGIONS.glob("*.txt")))
 
 
 def _codes(passages) -> set[str]:
