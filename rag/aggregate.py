@@ -26,7 +26,7 @@ from rag.glossary import chinese_terms
 from rag.grounding import UNITS, quantities
 from rag.indicator_table import citation_of
 from rag.indicators import Indicator
-from rag.retrieval import _OVER_YEARS, _PREVIOUS, _RECENT
+from rag.retrieval import OVER_YEARS, PREVIOUS_YEAR, RECENT_YEARS
 from rag.schema import Answer, Citation
 from rag.text import fold
 
@@ -144,7 +144,7 @@ def parse_aggregate(question: str) -> AggregateQuery | None:
     threshold = _threshold(folded, drop)
     ranking = _RANKING.search(folded)
     superlative = _SUPERLATIVE.search(folded)
-    trend = _RECENT.search(folded) or _OVER_YEARS.search(folded) or _TREND.search(folded)
+    trend = RECENT_YEARS.search(folded) or OVER_YEARS.search(folded) or _TREND.search(folded)
     across = _ACROSS.search(folded)
     descending = True
     if threshold:
@@ -160,7 +160,7 @@ def parse_aggregate(question: str) -> AggregateQuery | None:
         shape = "list"
     else:
         return None
-    for pattern in (_RANKING, _SUPERLATIVE, _RECENT, _OVER_YEARS, _TREND, _ACROSS, _CHANGE_ASKED):
+    for pattern in (_RANKING, _SUPERLATIVE, RECENT_YEARS, OVER_YEARS, _TREND, _ACROSS, _CHANGE_ASKED):
         drop += [m.span() for m in pattern.finditer(folded)]
     words = (" ".join(chinese_terms(question)) if ask.english
              else _metric_words(folded, drop, districts))
@@ -333,7 +333,7 @@ _PLAN_ASKED = re.compile(r"计划|目标|力争|打算|预计|下一步")
 # Words that ask to choose, compare or list, which one figure does not answer.
 _CHOOSING = re.compile(r"哪|谁|还是|分别|差距|排名|以及")
 _QUALIFIER = re.compile(r"以上|以下|左右|以内")  # 「95%以上」: part of what the figure says
-_THAN_BEFORE = re.compile(r"(?:比|较)?(?:" + _PREVIOUS.pattern + ")")  # 比上年, 同比: what a change is against
+_THAN_BEFORE = re.compile(r"(?:比|较)?(?:" + PREVIOUS_YEAR.pattern + ")")  # 比上年, 同比: what a change is against
 
 
 def parse_fact(question: str) -> AggregateQuery | None:

@@ -30,9 +30,9 @@ _YEAR = re.compile(r"(20\d{2})\s*年")
 _FOLLOW_UP = re.compile(r"^(那|那么|还有|同样|其|它|该区|该镇)|呢[？?]?$")
 # Years asked for without being written: 「近三年」「三年来」, 「比上年」「同比」, and a change over the years.
 _NUMBERS = {c: n for n, c in enumerate("一二三四五六七八九十", 1)} | {"两": 2}
-_RECENT = re.compile(r"近([一二两三四五六七八九十]|\d{1,2})年|([一二两三四五六七八九十]|\d{1,2})年(?:来|以来|间)")
-_PREVIOUS = re.compile(r"上年|上一年|去年|前一年|同比|上年度")
-_OVER_YEARS = re.compile(r"变化|趋势|逐年|历年|各年|每年|几年|近年|增减|变动|对比|相比|比较|\btrend|\bover the years|"
+RECENT_YEARS = re.compile(r"近([一二两三四五六七八九十]|\d{1,2})年|([一二两三四五六七八九十]|\d{1,2})年(?:来|以来|间)")
+PREVIOUS_YEAR = re.compile(r"上年|上一年|去年|前一年|同比|上年度")
+OVER_YEARS = re.compile(r"变化|趋势|逐年|历年|各年|每年|几年|近年|增减|变动|对比|相比|比较|\btrend|\bover the years|"
                          r"\beach year|\bchange[sd]?\b", re.IGNORECASE)
 
 
@@ -173,21 +173,21 @@ def _asked_years(question: str, explicit: list[int], available: list[int]) -> tu
     Else, among the report years `available` of the places named: the latest N for 「近N年」, the
     latest two for 「比上年」, all of them for a change over the years."""
     folded = fold(question)
-    previous = bool(_PREVIOUS.search(folded))
+    previous = bool(PREVIOUS_YEAR.search(folded))
     if explicit:
         asked = set(explicit) | ({y - 1 for y in explicit} if previous else set())
         return sorted(asked), {y for a in explicit for y in (a, a - 1)}
     if not available:
         return [], set()
     latest = available[-1]
-    recent = _RECENT.search(folded)
+    recent = RECENT_YEARS.search(folded)
     if recent:
         n = recent.group(1) or recent.group(2)
         asked = [y for y in available if y > latest - (int(n) if n.isdigit() else _NUMBERS[n])]
     elif previous:
         asked = [y for y in available if y >= latest - 1]
     else:
-        asked = available if _OVER_YEARS.search(folded) else []
+        asked = available if OVER_YEARS.search(folded) else []
     return asked, set(asked)
 
 
