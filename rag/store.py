@@ -376,10 +376,13 @@ class KnowledgeBase:
     def _search_index(self, manifest: dict, must_save: bool) -> SearchIndex:
         version = manifest["version"]
         with self._index_lock:
+            folder = self.index_dir / version
             if version in self._indexes:
                 self._indexes.move_to_end(version)
+                if must_save and not (folder / "chunks.json").exists():
+                    # a version live again (a report added, then removed) whose folder was pruned meanwhile
+                    self._save_search_index(self._indexes[version], folder, must_save)
                 return self._indexes[version]
-            folder = self.index_dir / version
             if (folder / "chunks.json").exists():
                 index = SearchIndex.load(folder)
             else:

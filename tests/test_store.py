@@ -354,3 +354,21 @@ def test_chunks_are_read_in_pages(tmp_path, seeds_copy, monkeypatch):
     monkeypatch.setattr("rag.store._PAGE", 7)
     paged = [d.metadata[schema.CHUNK_ID] for d in kb.chunks()]
     assert paged == whole and len(set(paged)) == len(paged) == 177
+
+
+def test_a_manifest_seen_before_gets_its_search_index_on_disk_again(tmp_path, monkeypatch):
+    """Removing the report just added brings back the earlier manifest's version, whose folder was
+    pruned (here: only the newest is kept) while the version was still held in memory: the commit
+    writes it again, so kb check and another process find it."""
+    monkeypatch.setattr("rag.store._KEEP_INDEX_VERSIONS", 1)
+    kb = make_kb(tmp_path / "data")
+    first = tmp_path / "a.txt"
+    first.write_text(UPLOAD_REPORT, encoding="utf-8")
+    kb.ingest([first])
+    version = kb.manifest()["version"]
+    kb.ingest([SEEDS / RONGCHANG])
+    assert not (kb.index_dir / version).exists()
+    kb.remove(RONGCHANG)
+    assert kb.manifest()["version"] == version
+    assert (kb.index_dir / version / "chunks.json").exists()
+    assert kb.check().ok
