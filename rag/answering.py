@@ -362,7 +362,7 @@ class Composer:
         if chosen:
             self.answered = True
             self.connective = "According to the reports:\n" if self.ask.english else "根据报告：\n"
-            return "".join(self._show(f"「{e.text}」", Support([e], []), "\n")
+            return "".join(self._show(f"「{e.text}」", _quoted(e), "\n")
                            for e in sorted(chosen, key=lambda e: (e.excerpt, e.start)))
         self.refused = True
         self.shown.append(self._refusal())
@@ -401,8 +401,8 @@ class Composer:
             best = max(((fit, e) for e in self.binder.evidence
                         if (fit := self.binder.qualifies(e, part, self.fallback.min_fit)) is not None),
                        key=lambda x: x[0], default=None)
-            if best is not None:
-                out.append(self._show(f"\n「{best[1].text}」", Support([best[1]], []), ""))
+            if best is not None and best[1] not in self._cited:
+                out.append(self._show(f"\n「{best[1].text}」", _quoted(best[1]), ""))
         return "".join(out)
 
     def _missing_districts(self) -> str:
@@ -416,19 +416,24 @@ class Composer:
                 continue
             e = pool[0]
             name = district_english(e.place) if self.ask.english else e.place
-            out.append(self._show(f"\n{name}：「{e.text}」", Support([e], []), ""))
+            out.append(self._show(f"\n{name}：「{e.text}」", _quoted(e), ""))
         return "".join(out)
 
     def _missing_items(self) -> str:
         """A list question's items the text left out, each quoted: a list is answered whole."""
         said = content_bigrams("".join(self.shown))
         missing = [e for e in self.binder.items() if share(content_bigrams(e.text), said) < TEXT_SUPPORT]
-        return "".join(self._show(f"\n「{e.text}」", Support([e], []), "") for e in missing)
+        return "".join(self._show(f"\n「{e.text}」", _quoted(e), "") for e in missing)
 
     def answer(self, provider: str, model: str) -> Answer:
         text = "".join(self.shown).strip()
         return Answer(answer=text, refused=self.refused, grounded=self.grounded, citations=self.citations,
                       provider=provider, model=model)
+
+
+def _quoted(e: Evidence) -> Support:
+    """The support of a sentence quoted whole: it states every figure it holds."""
+    return Support([e], [(p, e, p) for p in e.quantities])
 
 
 def _as_written(claim: str, support: Support) -> str:

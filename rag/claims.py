@@ -50,7 +50,7 @@ _ASKS = {
     "amount": re.compile(r"金额|多少钱|多少万元|多少元|资金|经费|\bhow much money\b|\bamount\b|\byuan\b"),
     "area": re.compile(r"面积|多大|平方米|\barea\b|square"),
     "duration": re.compile(r"多长时间|多久|时长|天数|多少天|\bhow long\b"),
-    "date": re.compile(r"何时|什么时候|哪一年|哪年|\bwhen\b|\bwhat year\b"),
+    "date": re.compile(r"何时|什么时候|\bwhen\b"),  # 哪一年 asks the report's year, which every citation names
 }
 # A question for the items of a part of a report: its problems, plans, measures, aspects…
 _LIST_OF = r"(?:不足|问题|短板|打算|安排|举措|措施|方面|目标|任务|思路|计划|重点|做法)"
@@ -61,6 +61,15 @@ _ASKS_LIST = re.compile(
 )
 _ASKS_SOME_FIGURE = re.compile(r"多少|几[个项件家次人名条批场](?!方面|领域|部分|类)|\bhow (?:many|much)\b", re.IGNORECASE)
 _LATIN = re.compile(r"[A-Za-z]")
+# A question for a goal the report sets (「下一步打算让这个比例保持在什么水平」, 「对2025年定了什么目标」).
+_ASKS_PLAN = re.compile(r"下一步|目标|打算|力争|明年|今后|计划(?:达到|在|将|要|让)|\bplans?\b|\btargets?\b|\bgoals?\b")
+# What makes a figure a goal: a plan heading over it, or a word of intent in its clause.
+PLAN_HEADING = re.compile(r"安排|计划|打算|思路|目标|下一步|展望|工作重点")
+TARGET_WORDS = re.compile(r"力争|确保|争取|预计|力求|目标")
+_ASKS_DIRECTION = re.compile(r"多了还是少了|增加还是减少|增长还是下降|升还是降|高了还是低了|涨还是跌")
+# A part of a question that refers back to the one before: 这个比例, 它, 其, 又…, 跟前一年比, 目标 alone.
+_LEANS_ON_BEFORE = re.compile(r"这个|这项|这一|该|它|其|又|跟前|与上|同比|比上|相比")
+_ASKS_LEVEL = re.compile(r"什么水平|什么目标|多高|多低")  # a figure, of the kind the part before asked
 
 
 def content_bigrams(text: str, drop: tuple[str, ...] = ()) -> set[str]:
@@ -100,6 +109,7 @@ class Ask:
     districts: list[str] = field(default_factory=list)  # places it names (canonical; 北京市朝阳区 when shared)
     comparison: bool = False
     wants_list: bool = False
+    plan: bool = False                              # asks for a goal the report sets
     english: bool = False
     parts: list["Ask"] = field(default_factory=list)  # the sub-questions of one that asks several things
 
@@ -121,18 +131,41 @@ class Ask:
         # 「覆盖率达到了多少」 asks a rate; 「多少件？同比增长多少？」 a count and a change.
         if re.search(r"(增长|增幅|提高|上升|下降|减少)[^，。？?]{0,4}多少", folded):
             kinds.add("rate")
+        if _ASKS_DIRECTION.search(folded):  # 「多了还是少了」: a change, by a count or a share
+            kinds |= {"count", "rate"}
+        asks_figure = bool(_ASKS_SOME_FIGURE.search(folded))
+        if not asks_figure and any(q.kind != "date" for q in quantities(folded)):
+            kinds = set()  # 「综合率达到77.42%的是哪个区」 gives its figure and asks whose it is
         return cls(
             question=question,
             search=search or question,
             kinds=kinds,
-            wants_figure=bool(kinds) or bool(_ASKS_SOME_FIGURE.search(folded)),
+            wants_figure=bool(kinds) or asks_figure,
             years=sorted({int(y) for y in _YEAR.findall(folded)} | {int(y) for y in re.findall(r"\b(20\d{2})\b", folded)}),
             districts=list(districts or find_districts(question)),
             comparison=comparison,
             wants_list=bool(_ASKS_LIST.search(folded)),
+            plan=bool(_ASKS_PLAN.search(folded)),
             english=is_english(question),
-            parts=[] if is_english(question) else [cls.read(part, districts, comparison) for part in _parts(question)],
+            parts=[] if is_english(question) else _read_parts(cls, _parts(question), districts, comparison),
         )
+
+
+def _read_parts(cls, parts: list[str], districts, comparison: bool) -> list[Ask]:
+    """The parts read one by one; a part that leans on the one before (「…比例是多少？下一步打算让这个比例
+    保持在什么水平？」, 「…有多少？跟前一年比是多了还是少了？」) takes its words, and its kinds when it
+    asks a figure naming no kind (「又定了什么目标」); not its year (「下一步」 asks another)."""
+    asks: list[Ask] = []
+    for part in parts:
+        ask = cls.read(part, districts, comparison)
+        if asks and _LEANS_ON_BEFORE.search(fold(part)):
+            before = asks[-1]
+            ask = cls.read(part, districts or before.districts, comparison, search=f"{before.search} {part}")
+            if not ask.kinds and (ask.wants_figure or _ASKS_LEVEL.search(fold(part))):  # not 「其中有…吗」
+                ask.kinds = set(before.kinds)
+                ask.wants_figure = True
+        asks.append(ask)
+    return asks
 
 
 def _parts(question: str) -> list[str]:
@@ -199,6 +232,12 @@ class Evidence:
             return ""
         match = re.search(r"([\u4e00-\u9fff]率)[为是达到了约：:\s]{0,3}$", fold(self.text[: q.start]))
         return match.group(1) if match and match.group(1)[0] not in _STOP else ""
+
+    def is_target(self, q: Quantity) -> bool:
+        """A figure the report sets as a goal: under a plan heading (「三、下一步工作打算」) or after a word
+        of intent in its clause (「力争…达96%以上」)."""
+        clause = re.split(r"[，,；;]", fold(self.text[: q.start]))[-1]
+        return bool(PLAN_HEADING.search(fold(self.meta.get(schema.SECTION) or "")) or TARGET_WORDS.search(clause))
 
     def about_year(self, q: Quantity | None = None) -> int:
         """The year a figure is about: a year written before it in the sentence, else the
@@ -348,6 +387,7 @@ class Binder:
         self.weights = {b: math.log(1 + len(documents) / n) for b, n in frequency.items()}
         self._documents = dict(zip(map(id, evidence + self.outline), documents))
         self.question_bigrams = ask.bigrams
+        self._peer_words: dict[int, set[str]] = {}  # id(ask) -> see peer_words
 
     def bind(self, claim: str, markers: list[int]) -> Support | None:
         """The support of a claim (markers name prompt excerpts, 1-based), or None when nothing states it."""
@@ -420,22 +460,39 @@ class Binder:
         words = content_bigrams(claim, tuple(self.ask.districts)) if claim else set()
         return any(self.answers(ask, support, words) for ask in self.ask.parts or [self.ask])
 
-    def answers(self, ask: Ask, support: Support, claim_words: set[str] = frozenset()) -> bool:
+    def answers(self, ask: Ask, support: Support, claim_words: set[str] = frozenset(), peers: bool = True) -> bool:
         """True when a bound figure is of a kind `ask` asks, for its year, under a label that fits
-        its words or the claim's, or loosely (`_loosely_labelled`); kind and year only when it has
-        no Chinese words."""
-        words = ask.bigrams | claim_words
+        its words, the claim's or (comparing) a peer's (`peer_words`), or loosely (`_loosely_labelled`);
+        kind and year only when it has no Chinese words."""
+        words = ask.bigrams | claim_words | (self.peer_words(ask) if peers and ask.comparison else set())
         for _, e, p in support.figures:
             if ask.kinds and p.kind not in ask.kinds and p.kind != "number":
                 continue
             if ask.years and e.about_year(p) not in ask.years:
                 continue
+            if ask.plan and not e.is_target(p):
+                continue  # a goal is asked: what was done is not it
             head = e.rate_head(p)
             if head and head not in ask.bigrams and "率" in fold(ask.search):
                 continue  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says
             if not words or label_fit(e.label(p), words) >= LABEL_FIT or self._loosely_labelled(e, p, ask):
                 return True
         return False
+
+    def peer_words(self, ask: Ask) -> set[str]:
+        """For a comparison, the labels of the figures that answer `ask` in its own words.
+
+        Reports name one measure alike and questions name it in their own words: once one
+        district's 「下沉执法人员75名」 answers 「派到镇街的执法人员各有多少」, another's 「下沉执法力量142人」
+        answers as well, by the label words the two figures share."""
+        if id(ask) not in self._peer_words:
+            self._peer_words[id(ask)] = set()
+            self._peer_words[id(ask)] = {
+                b for e in self.evidence for p in e.quantities
+                if self.answers(ask, Support([e], [(p, e, p)]), peers=False)
+                and label_fit(e.label(p), ask.bigrams, e.rate_head(p)) >= LABEL_FIT
+                for side in e.label(p) for b in side}
+        return self._peer_words[id(ask)]
 
     def _loosely_labelled(self, e: Evidence, p: Quantity, ask: Ask) -> bool:
         """A figure whose label shares only a few of the question's words (「单个案件平均办理时长缩短40%」

@@ -147,6 +147,9 @@ def _normal(value: Decimal) -> str:
 
 
 _LABEL_BOUNDARY = re.compile(r"[，,。；;：:、（()）]")
+# A short aside in brackets is part of the words around it (「161个村（居）法律顾问」, 「下沉乡镇(街道)执法力量95名」),
+# not a boundary; one with a figure or a clause of its own (「（同比增长7%）」) is.
+_ASIDE = re.compile(r"[（(][^（()）\d，,。；;]{1,6}[)）]")
 _CHANGE_WORDS = re.compile(
     r"由|从|同比|环比|(?:增长|增加|提升|提高|上升|下降|降低|减少|缩短|压缩|延长)(?:至|到|为|了)?|(?:升|降|减|增)至"
     r"|(?<![送抵表传通下])达到?")  # not the 达 of 送达率
@@ -159,9 +162,10 @@ def measured_words(text: str, found: list[Quantity], q: Quantity) -> tuple[str, 
 
     Both come as written, with other figures, the words of a change (由, 提升至, 同比…) and an
     old value in words (由半天缩短到) blanked to spaces, so their characters keep their offsets:
-    the words before end at q.start, those after start at q.end.
+    the words before end at q.start, those after start at q.end. A short aside in brackets
+    (村（居）) is kept as words.
     """
-    folded = fold(text)
+    folded = _ASIDE.sub(lambda m: "〔" + m.group()[1:-1] + "〕", fold(text))
     cut = max((m.end() for m in _LABEL_BOUNDARY.finditer(folded, 0, q.start)), default=0)
     boundary = _LABEL_BOUNDARY.search(folded, q.end)
     stop = min([boundary.start() if boundary else len(text)] + [p.start for p in found if p.start >= q.end])

@@ -24,7 +24,7 @@ import yaml
 from langchain_core.documents import Document
 
 from rag import schema
-from rag.claims import Evidence
+from rag.claims import PLAN_HEADING, TARGET_WORDS, Evidence
 from rag.districts import district_mentions
 from rag.errors import BadFileError
 from rag.grounding import Quantity, measured_words, quantities
@@ -36,8 +36,6 @@ KINDS = ("level", "change", "from_to", "target")
 SIMILAR = 0.92  # cosine from which an embedder's two phrases of one kind of quantity are one metric
 
 # Headings of the part of a report that plans the next year.
-_PLAN_HEADING = re.compile(r"安排|计划|打算|思路|目标|下一步|展望|工作重点")
-_TARGET_WORDS = re.compile(r"力争|确保|争取|预计|力求|目标")
 _NAME_QUOTES = {"“": "”", "「": "」", "《": "》", '"': '"', "‘": "’"}
 # Words that link a metric to its figure (「…率为」「…指数达」) or qualify it, but name nothing.
 _LINK_AFTER = re.compile(
@@ -50,7 +48,6 @@ _SCOPE_BEFORE = re.compile(
 _LEADING_VERBS = re.compile(r"^(?:办理|开展|组织|举办|召开|实施|推动|推进|实现)")
 _COUNTED_AFTER = ("count", "area")  # 「设立37个联系点」「建成500㎡平台」; a rate or sum is named before it
 _QUALIFIER = re.compile(r"(?:以上|以下|以内|左右|/人)*")  # 「95%以上」: no words of what is measured
-_ASIDE = re.compile(r"[（(][^（()）\d，,。；;]{1,6}[)）]")
 _AFTER_STOP = re.compile(r"进行|开展|提供|参与|参加|共签|已|全部|作为|的|^(?:并|且|支持|用于)")
 
 
@@ -88,7 +85,7 @@ def extract_indicators(report: LoadedReport, meta: ReportMeta, keys: MetricKeys 
     report_year = meta.year or 0
     rows: list[tuple[Evidence, Quantity, str, float | None, str]] = []
     for section in report.sections:
-        plan = bool(_PLAN_HEADING.search(fold(section.path)))
+        plan = bool(PLAN_HEADING.search(fold(section.path)))
         # Figures of a plan with no year written are about the year after the report's.
         year = report_year + 1 if plan and report_year else report_year
         chunk = Document(page_content="", metadata={schema.FILE: report.file, schema.YEAR: year, schema.SECTION: section.path})
@@ -145,7 +142,7 @@ def _rises_to(text: str, old: Quantity, new: Quantity) -> bool:
 def _kind(text: str, q: Quantity, plan: bool, from_to: bool) -> str:
     before = fold(text[: q.start])
     clause = re.split(r"[，,；;]", before)[-1]
-    if plan or _TARGET_WORDS.search(clause):
+    if plan or TARGET_WORDS.search(clause):
         return "target"
     if from_to:
         return "from_to"
@@ -196,25 +193,13 @@ def _metric(e: Evidence, q: Quantity) -> str:
     listed = _listed_name(e, q)
     if listed:
         return listed
-    before, after = _measured(e, q)
+    before, after = measured_words(e.text, e.quantities, q)
     words = _tidy(before.split()[-1] if before.split() else "")
     following = after.split()[0] if after.split() else ""
     following = following[_QUALIFIER.match(fold(following)).end():]
     cut = _AFTER_STOP.search(fold(following))
     following = _tidy(following[: cut.start()] if cut else following)
     return (following or words) if q.kind in _COUNTED_AFTER else (words or following)
-
-
-def _measured(e: Evidence, q: Quantity) -> tuple[str, str]:
-    """measured_words of a figure, a short aside in brackets kept as words: 「村（社区）9个」 measures 村（社区）."""
-    shown = _ASIDE.sub(lambda m: "〔" + m.group()[1:-1] + "〕", e.text)
-    before, after = measured_words(shown, e.quantities, q)
-    return (_as_written(before, e.text[q.start - len(before): q.start]),
-            _as_written(after, e.text[q.end: q.end + len(after)]))
-
-
-def _as_written(blanked: str, written: str) -> str:
-    return "".join(" " if b == " " else w for b, w in zip(blanked, written))
 
 
 def _tidy(words: str) -> str:

@@ -193,7 +193,8 @@ class Pipeline:
         retrieved = time.perf_counter()
         if route.not_covered:
             return AnswerStream(ask, [], answerer, None, started, retrieved, not_covered=route.not_covered)
-        table = self._table_answer(route.question, manifest, filters or {})
+        # A question of several parts (「…达到77.42%的是哪个区？它认领…多少项？」) is answered part by part from the passages.
+        table = None if ask.parts else self._table_answer(route.question, manifest, filters or {})
         if table is not None:
             return AnswerStream(ask, [], answerer, None, started, retrieved, ready=table)
         excerpts = self._excerpts(route, passages, answerer.name)

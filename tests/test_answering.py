@@ -260,6 +260,54 @@ def test_a_loose_label_never_chooses_between_two_figures_of_its_kind():
     assert answer.refused and "25%[" not in answer.answer.split("相近的内容")[0]
 
 
+def test_a_short_aside_in_brackets_does_not_cut_what_a_figure_counts():
+    """「156个村（居）法律顾问」 counts 法律顾问: the bracketed 居 is an aside, not the label's end."""
+    answer = _composed("荣昌区有多少个村（居）配了法律顾问？", "报告中没有相关信息。", ["实现全区156个村（居）法律顾问全覆盖。"])
+    assert not answer.refused and "156个" in answer.answer
+
+
+def test_a_question_giving_the_figure_asks_whose_it_is():
+    """「缩短到5分钟以内的是哪个区、哪一年」 asks for the report (its district and year), not for a figure."""
+    answer = _composed("调解受理时间缩短到5分钟以内的是哪个区、哪一年？", "报告中没有相关信息。",
+                       ["调解受理时间由半天缩短到5分钟以内。"], district="九龙坡区", year=2025)
+    assert not answer.refused and "九龙坡区2025年" in answer.answer
+
+
+def test_a_compared_district_is_answered_under_the_label_another_districts_figure_answered_by():
+    """荣昌区's 「下沉执法人员75名」 answers in the question's words; 九龙坡区 names the same measure
+    「下沉执法力量」: its figure answers too."""
+    texts = ["通过派驻方式下沉执法人员75名。", "指导部门下沉执法力量142人。"]
+    answer = _composed("荣昌区和九龙坡区派到镇街的执法人员各有多少？", "报告中没有相关信息。", texts,
+                       districts=["荣昌区", "九龙坡区"])
+    assert not answer.refused and "75名" in answer.answer and "142人" in answer.answer
+
+
+def test_a_sentence_answering_two_parts_is_quoted_once():
+    answer = _composed("荣昌区2024年行政复议直接纠错率是多少？审结率是多少？", "报告中没有相关信息。",
+                       ["行政复议审结率为85.29%、直接纠错率22.22%。"])
+    assert answer.answer.count("85.29%") == 1 and len(answer.citations) == 1
+
+
+def test_a_part_that_refers_back_is_read_with_the_words_of_the_part_before():
+    """「下一步打算让这个比例达到多少」 names no measure: it asks the 调解协议履行率 of the part before."""
+    texts = ["2024年人民调解协议履行率达99%。", "力争2025年人民调解协议履行率达到99.5%以上。"]
+    answer = _composed("荣昌区2024年人民调解协议的履行率是多少？下一步打算让这个比例达到多少？",
+                       "荣昌区2024年人民调解协议履行率为99%[1]。", texts, section="一、主要成效")
+    assert "99%" in answer.answer and "99.5%" in answer.answer, answer.answer
+
+
+def test_a_goal_is_not_answered_by_what_was_done():
+    answer = _composed("荣昌区下一步打算让人民调解协议履行率达到多少？", "人民调解协议履行率为99%[1]。",
+                       ["2024年人民调解协议履行率达99%。"], section="一、主要成效")
+    assert answer.refused and "99%[" not in answer.answer.split("相近的内容")[0]
+
+
+def test_a_question_of_two_parts_is_answered_part_by_part_not_from_the_table(seeded_pipeline):
+    """The table answers one figure; 「…达到77.42%的是哪个区？它认领划转了多少项…？」 asks two things."""
+    answer = seeded_pipeline.ask("行政执法事项综合率达到77.42%的是哪个区？它认领划转了多少项行政执法事项？")
+    assert answer.provider != "indicators" and "9322项" in answer.answer, answer.answer
+
+
 def test_a_clause_about_one_district_cites_only_that_districts_sentence():
     texts = ["沙坪坝区建成公共法律服务中心1个。", "梁平区建成村居公共法律服务工作室300个。"]
     reply = "梁平区建成公共法律服务中心1个[1]。沙坪坝区建成公共法律服务中心1个[1]。"
