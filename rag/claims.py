@@ -53,7 +53,7 @@ _ASKS = {
     "date": re.compile(r"何时|什么时候|\bwhen\b"),  # 哪一年 asks the report's year, which every citation names
 }
 # A question for the items of a part of a report: its problems, plans, measures, aspects…
-_LIST_OF = r"(?:不足|问题|短板|打算|安排|举措|措施|方面|目标|任务|思路|计划|重点|做法)"
+_LIST_OF = r"(?:不足|不够|不到位|欠缺|差距|薄弱|问题|短板|打算|安排|举措|措施|方面|目标|任务|思路|计划|重点|做法)"
 _ASKS_LIST = re.compile(
     rf"(?:哪些|哪几)[^？?，,]{{0,12}}{_LIST_OF}|{_LIST_OF}[^？?，,]{{0,6}}(?:有哪些|有哪几|包括哪)"
     r"|\bwhat (?:are|were) the (?:main )?(?:problems|shortcomings|plans|measures|tasks|priorities)\b",
@@ -110,6 +110,7 @@ class Ask:
     comparison: bool = False
     wants_list: bool = False
     plan: bool = False                              # asks for a goal the report sets
+    borrowed: set[str] = field(default_factory=set)  # a part's words of the part it refers back to (labels only)
     english: bool = False
     parts: list["Ask"] = field(default_factory=list)  # the sub-questions of one that asks several things
 
@@ -153,14 +154,15 @@ class Ask:
 
 def _read_parts(cls, parts: list[str], districts, comparison: bool) -> list[Ask]:
     """The parts read one by one; a part that leans on the one before (「…比例是多少？下一步打算让这个比例
-    保持在什么水平？」, 「…有多少？跟前一年比是多了还是少了？」) takes its words, and its kinds when it
-    asks a figure naming no kind (「又定了什么目标」); not its year (「下一步」 asks another)."""
+    保持在什么水平？」, 「…有多少？跟前一年比是多了还是少了？」) borrows its words for the labels of its
+    figures (not for how well a sentence covers it), and its kinds when it asks a figure naming no
+    kind (「又定了什么目标」); not its year (「下一步」 asks another)."""
     asks: list[Ask] = []
     for part in parts:
         ask = cls.read(part, districts, comparison)
         if asks and _LEANS_ON_BEFORE.search(fold(part)):
             before = asks[-1]
-            ask = cls.read(part, districts or before.districts, comparison, search=f"{before.search} {part}")
+            ask.borrowed = before.bigrams | before.borrowed
             if not ask.kinds and (ask.wants_figure or _ASKS_LEVEL.search(fold(part))):  # not 「其中有…吗」
                 ask.kinds = set(before.kinds)
                 ask.wants_figure = True
@@ -239,6 +241,13 @@ class Evidence:
         clause = re.split(r"[，,；;]", fold(self.text[: q.start]))[-1]
         return bool(PLAN_HEADING.search(fold(self.meta.get(schema.SECTION) or "")) or TARGET_WORDS.search(clause))
 
+    def years_of(self, q: Quantity) -> set[int]:
+        """The years a figure answers for: the year it is about, and the report's own when a later year
+        is written over what the report says was done (「2025年新收复议案件98件」 in a report on 2024: the
+        time of writing, or a slip), not over a goal."""
+        year = self.about_year(q)
+        return {year, self.report_year} if year > self.report_year and not self.is_target(q) else {year}
+
     def about_year(self, q: Quantity | None = None) -> int:
         """The year a figure is about: a year written before it in the sentence, else the
         year of its section heading (「二、2025年…工作思路」), else the report's year."""
@@ -286,7 +295,7 @@ def report_items(text: str, sections, meta: dict) -> list[Evidence]:
 
 # The parts of a report a list question asks for, by the words their headings use.
 _SECTION_KINDS = (
-    ("不足", "问题", "短板", "差距", "薄弱", "困难"),
+    ("不足", "不够", "不到位", "欠缺", "问题", "短板", "差距", "薄弱", "困难"),
     ("打算", "安排", "计划", "思路", "目标", "任务", "下一步", "展望"),
 )
 
@@ -388,6 +397,7 @@ class Binder:
         self._documents = dict(zip(map(id, evidence + self.outline), documents))
         self.question_bigrams = ask.bigrams
         self._peer_words: dict[int, set[str]] = {}  # id(ask) -> see peer_words
+        self._borrowing: dict[int, bool] = {}        # id(ask) -> see borrows
 
     def bind(self, claim: str, markers: list[int]) -> Support | None:
         """The support of a claim (markers name prompt excerpts, 1-based), or None when nothing states it."""
@@ -419,7 +429,7 @@ class Binder:
                     fit = label_fit(e.label(p), context, e.rate_head(p))
                     if self.question_bigrams and fit < LABEL_FIT and not self._loosely_labelled(e, p, self.ask):
                         continue
-                    if self.ask.wants_figure and not self.ask.year_ok(e.about_year(p)):
+                    if self.ask.wants_figure and not any(map(self.ask.year_ok, e.years_of(p))):
                         continue
                     options.append((e.excerpt in preferred, fit, -order, e, p))
             if not options:
@@ -460,24 +470,38 @@ class Binder:
         words = content_bigrams(claim, tuple(self.ask.districts)) if claim else set()
         return any(self.answers(ask, support, words) for ask in self.ask.parts or [self.ask])
 
-    def answers(self, ask: Ask, support: Support, claim_words: set[str] = frozenset(), peers: bool = True) -> bool:
+    def answers(self, ask: Ask, support: Support, claim_words: set[str] = frozenset(), peers: bool = True,
+                borrow: bool = True) -> bool:
         """True when a bound figure is of a kind `ask` asks, for its year, under a label that fits
-        its words, the claim's or (comparing) a peer's (`peer_words`), or loosely (`_loosely_labelled`);
-        kind and year only when it has no Chinese words."""
-        words = ask.bigrams | claim_words | (self.peer_words(ask) if peers and ask.comparison else set())
+        its words (with those it borrows, see `borrows`), the claim's or (comparing) a peer's
+        (`peer_words`), or loosely (`_loosely_labelled`); kind and year only when it has no Chinese words."""
+        named = ask.bigrams | (ask.borrowed if borrow and self.borrows(ask) else set())
+        words = named | claim_words | (self.peer_words(ask) if peers and ask.comparison else set())
         for _, e, p in support.figures:
             if ask.kinds and p.kind not in ask.kinds and p.kind != "number":
                 continue
-            if ask.years and e.about_year(p) not in ask.years:
+            if ask.years and not e.years_of(p) & set(ask.years):
                 continue
             if ask.plan and not e.is_target(p):
                 continue  # a goal is asked: what was done is not it
             head = e.rate_head(p)
-            if head and head not in ask.bigrams and "率" in fold(ask.search):
+            if head and head not in named and "率" in fold(ask.search) + "".join(ask.borrowed):
                 continue  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says
             if not words or label_fit(e.label(p), words) >= LABEL_FIT or self._loosely_labelled(e, p, ask):
                 return True
         return False
+
+    def borrows(self, ask: Ask) -> bool:
+        """True when a part that refers back needs the words it borrows: no figure of the evidence
+        answers it in its own (「这个联盟有多少家成员单位」 has its own; 「让这个比例保持在什么水平」 has not)."""
+        if not ask.borrowed:
+            return False
+        if id(ask) not in self._borrowing:
+            self._borrowing[id(ask)] = False
+            self._borrowing[id(ask)] = not any(
+                self.answers(ask, Support([e], [(p, e, p)]), peers=False, borrow=False)
+                for e in self.evidence for p in e.quantities)
+        return self._borrowing[id(ask)]
 
     def peer_words(self, ask: Ask) -> set[str]:
         """For a comparison, the labels of the figures that answer `ask` in its own words.
@@ -514,11 +538,13 @@ class Binder:
     def fits(self, e: Evidence, ask: Ask | None = None) -> float:
         """How well a sentence (with its section heading) covers the words of the question, or
         of one of its parts (0..1)."""
-        words = (ask or self.ask).bigrams
-        if not words:
+        ask = ask or self.ask
+        if not ask.bigrams:
             return 0.0
         document = self._documents.get(id(e)) or content_bigrams(e.text + (e.meta.get(schema.SECTION) or ""))
-        return weighted_share(words, document, self.weights)
+        fit = weighted_share(ask.bigrams, document, self.weights)
+        # a part that refers back is covered by its own words, or by them with those it borrows
+        return max(fit, weighted_share(ask.bigrams | ask.borrowed, document, self.weights)) if self.borrows(ask) else fit
 
     def items(self, ask: Ask | None = None) -> list[Evidence]:
         """For a 「有哪些不足/打算…」 question, every list item of the part of the report it asks for.

@@ -296,6 +296,26 @@ def test_a_part_that_refers_back_is_read_with_the_words_of_the_part_before():
     assert "99%" in answer.answer and "99.5%" in answer.answer, answer.answer
 
 
+def test_a_later_year_over_what_was_done_answers_for_the_reports_year():
+    """A report on 2024 writes 「2025年新收复议案件98件…直接纠错率12.24%」 among its results: the time of
+    writing, not a figure about 2025 (its goals for 2025 stay 2025's)."""
+    texts = ["2025年新收复议案件98件，直接纠错率12.24%。"]
+    answer = _composed("梁平区2024年行政复议直接纠错率是多少？", "报告中没有相关信息。", texts, section="一、主要成效")
+    assert not answer.refused and "12.24%" in answer.answer
+    goal = _composed("梁平区2024年行政复议直接纠错率是多少？", "报告中没有相关信息。",
+                     ["力争2025年直接纠错率达到15%。"], section="一、主要成效")
+    assert goal.refused
+
+
+def test_a_part_that_refers_back_borrows_words_only_when_its_own_name_no_figure():
+    """「这个联盟有多少家成员单位」 names its measure itself (联盟单位20家); the words of the part before
+    (涉外法律服务) must not let another figure of theirs (全市4大…平台) answer it."""
+    texts = ["发起设立涉外法律服务联盟，被确定为全市4大涉外法律服务平台之一。", "已发展联盟单位20家。"]
+    answer = _composed("九龙坡区发起成立了什么涉外法律服务联盟？这个联盟有多少家成员单位？", "报告中没有相关信息。",
+                       texts, district="九龙坡区", year=2025, section="一、主要成效")
+    assert "20家" in answer.answer, answer.answer
+
+
 def test_a_goal_is_not_answered_by_what_was_done():
     answer = _composed("荣昌区下一步打算让人民调解协议履行率达到多少？", "人民调解协议履行率为99%[1]。",
                        ["2024年人民调解协议履行率达99%。"], section="一、主要成效")
@@ -384,6 +404,7 @@ def _list_answer(question: str, reply: str = "", report: str = LIST_REPORT) -> A
 
 @pytest.mark.parametrize(("question", "items"), [
     ("荣昌区2024年法治政府建设存在哪些不足？", ["基层执法力量薄弱", "普法针对性不强", "复议人员配备不足"]),
+    ("荣昌区2024年还有哪些地方做得不够？", ["基层执法力量薄弱", "普法针对性不强", "复议人员配备不足"]),
     ("荣昌区2025年有哪些工作打算？", ["加强执法队伍建设", "改进普法方式"]),
     ("荣昌区在改进普法方式方面有哪些打算？", ["推行分众普法", "建设法治阵地"]),  # the items of the one it names
 ])
