@@ -23,6 +23,7 @@ EVAL = PROJECT_ROOT / "eval"
     (EVAL / "gold" / "trust.jsonl", EVAL / "floors_trust.json", 40),
     (EVAL / "gold" / "holdout.jsonl", EVAL / "floors_holdout.json", 40),
     (EVAL / "gold" / "holdout2.jsonl", EVAL / "floors_holdout.json", 40),
+    (EVAL / "gold" / "holdout3.jsonl", EVAL / "floors_holdout.json", 40),
     (EVAL / "gold" / "aggregate.jsonl", EVAL / "floors_aggregate.json", 24),
 ])
 def test_gold_set_meets_its_floors(real_pipeline, tmp_path, gold, floors, questions):
