@@ -67,7 +67,7 @@ _ASKS_PLAN = re.compile(r"下一步|目标|打算|力争|明年|今后|计划(?:
 PLAN_HEADING = re.compile(r"安排|计划|打算|思路|目标|下一步|展望|工作重点")
 TARGET_WORDS = re.compile(r"力争|确保|争取|预计|力求|目标")
 _ASKS_DIRECTION = re.compile(r"多了还是少了|增加还是减少|增长还是下降|升还是降|高了还是低了|涨还是跌")
-# A part of a question that refers back to the one before: 这个比例, 它, 其, 又…, 跟前一年比, 目标 alone.
+# A part of a question that refers back to the one before: 这个比例, 它, 其, 又…, 跟前一年比.
 _LEANS_ON_BEFORE = re.compile(r"这个|这项|这一|该|它|其|又|跟前|与上|同比|比上|相比")
 _ASKS_LEVEL = re.compile(r"什么水平|什么目标|多高|多低")  # a figure, of the kind the part before asked
 
@@ -485,7 +485,7 @@ class Binder:
             if ask.plan and not e.is_target(p):
                 continue  # a goal is asked: what was done is not it
             head = e.rate_head(p)
-            if head and head not in named and "率" in fold(ask.search) + "".join(ask.borrowed):
+            if head and head not in named and "率" in fold(ask.search) + "".join(named):
                 continue  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says
             if not words or label_fit(e.label(p), words) >= LABEL_FIT or self._loosely_labelled(e, p, ask):
                 return True
