@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 
 from rag import schema
 from rag.districts import district_mentions, find_districts, mention_label, meta_label, names_label
+from rag.glossary import PARAPHRASES, paraphrases
+from rag.keyword import tokenize
 from rag.grounding import Quantity, measured_words, quantities
 from rag.sections import heading_only, heading_text
 from rag.text import fold, sentence_spans
@@ -97,6 +100,34 @@ def is_english(text: str) -> bool:
     return len(_LATIN.findall(text)) > 2 * len(_CJK.findall(text))
 
 
+def report_terms(question: str, path=None) -> list[str]:
+    """The reports' own terms for the everyday phrasings a Chinese question uses (config/paraphrases.yaml:
+    第一选择 → 首选率), each once, leaving out those the question already writes.
+
+    A phrasing is used when it is written whole, or when each of its words is, two or more words
+    that between them hold every character of it that carries a subject (「当事人把申请复议当作第一选择」
+    uses 「第一选择复议」): people put the words of a phrase in their own order. Words that only ask
+    (多少) name nothing, and a phrasing with a character outside its words (「新申请的复议」: 新) is
+    used only whole."""
+    folded = fold(question)
+    return list(dict.fromkeys(
+        term for phrasing, words, term in _phrasing_words(path or PARAPHRASES)
+        if term not in folded and (phrasing in folded or len(words) >= 2 and all(w in folded for w in words))))
+
+
+@lru_cache(maxsize=4)
+def _phrasing_words(path) -> tuple[tuple[str, tuple[str, ...], str], ...]:
+    """(phrasing, its naming words, term) of each line of the paraphrase table; no words when they
+    leave a character of the phrasing that carries a subject out."""
+    found = []
+    for phrasing, term in paraphrases(path):
+        words = {w for w in tokenize(phrasing) if len(w) >= 2 and w not in QUESTION_WORDS and content_bigrams(w)}
+        covered = "".join(words)
+        whole = all(c in covered for c in phrasing if _CJK.match(c) and c not in _STOP)
+        found.append((phrasing, tuple(sorted(words)) if whole else (), term))
+    return tuple(found)
+
+
 @dataclass
 class Ask:
     """What a question asks for, read once."""
@@ -137,9 +168,12 @@ class Ask:
         asks_figure = bool(_ASKS_SOME_FIGURE.search(folded))
         if not asks_figure and any(q.kind != "date" for q in quantities(folded)):
             kinds = set()  # 「综合率达到77.42%的是哪个区」 gives its figure and asks whose it is
+        search = search or question
+        if not is_english(question):  # 「第一选择的比例」 is checked with the reports' 首选率 as well
+            search = " ".join([search, *(t for t in report_terms(question) if t not in fold(search))])
         return cls(
             question=question,
-            search=search or question,
+            search=search.strip(),
             kinds=kinds,
             wants_figure=bool(kinds) or asks_figure,
             years=sorted({int(y) for y in _YEAR.findall(folded)} | {int(y) for y in re.findall(r"\b(20\d{2})\b", folded)}),

@@ -1,4 +1,6 @@
-"""English questions in the reports' words: the Chinese terms of config/glossary.yaml they contain.
+"""Questions in the reports' words: the Chinese terms of the English phrases an English question
+contains (config/glossary.yaml), and the reports' own terms for the everyday Chinese phrasings a
+Chinese question uses (config/paraphrases.yaml: 第一选择 → 首选率, 还在接受社区矫正 → 在册).
 
 The embedder reads English and Chinese poorly side by side (its cosine ranks the headings of
 a report above the sentence an English question asks about), and BM25 shares no word with
@@ -15,8 +17,10 @@ from pathlib import Path
 import yaml
 
 from rag.settings import PROJECT_ROOT
+from rag.text import fold
 
 GLOSSARY = PROJECT_ROOT / "config" / "glossary.yaml"
+PARAPHRASES = PROJECT_ROOT / "config" / "paraphrases.yaml"
 
 
 @lru_cache(maxsize=4)
@@ -40,3 +44,11 @@ def chinese_terms(question: str, path: Path = GLOSSARY) -> list[str]:
     pattern, entries = _matcher(path)
     terms = [entries[m.group(1).lower()] for m in pattern.finditer(question)]
     return list(dict.fromkeys(terms))
+
+
+@lru_cache(maxsize=4)
+def paraphrases(path: Path = PARAPHRASES) -> tuple[tuple[str, str], ...]:
+    """(everyday phrasing, the reports' term) pairs of the table, folded (see rag.claims.report_terms)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return tuple(sorted({(fold(str(phrasing)), fold(str(term)))
+                         for term, phrasings in data.items() for phrasing in phrasings or ()}))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from langchain_core.documents import Document
 
 from rag import schema
-from rag.claims import is_english
+from rag.claims import is_english, report_terms
 from rag.districts import (
     KNOWN_TOWNS, district_mentions, find_districts, gazetteer, mention_label, meta_label, names_label, place_label,
 )
@@ -204,6 +204,8 @@ def route_question(question: str, reports: list[dict], districts=None, years=Non
     if is_english(question):
         known = {p.code for p in places.values() if p.code}
         route.query = " ".join([question, *chinese_terms(question), *find_districts(question, known=known)])
+    else:
+        route.query = " ".join([question, *report_terms(question)])
     mentions = [d for d in districts or () if d.strip()] or _places_named(question, places)
     if mentions:
         matched, unmatched = resolve_districts(mentions, list(places))

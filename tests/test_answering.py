@@ -316,6 +316,16 @@ def test_a_part_that_refers_back_borrows_words_only_when_its_own_name_no_figure(
     assert "20家" in answer.answer, answer.answer
 
 
+def test_a_figure_named_in_everyday_words_is_answered_under_the_reports_term(tmp_path, monkeypatch):
+    """「当作第一选择的比例」 is the report's 复议首选率 (config/paraphrases.yaml); the 审结率 beside it is not."""
+    table = tmp_path / "paraphrases.yaml"
+    table.write_text("复议首选率: [第一选择复议]\n", encoding="utf-8")
+    monkeypatch.setattr("rag.claims.PARAPHRASES", table)
+    answer = _composed("梁平区当事人把行政复议当作第一选择的比例是多少？", "报告中没有相关信息。",
+                       ["复议首选率提升至64.9%，审结率95.15%。"], district="梁平区", section="一、主要成效")
+    assert not answer.refused and "64.9%" in answer.answer and "95.15%[" not in answer.answer
+
+
 def test_a_goal_is_not_answered_by_what_was_done():
     answer = _composed("荣昌区下一步打算让人民调解协议履行率达到多少？", "人民调解协议履行率为99%[1]。",
                        ["2024年人民调解协议履行率达99%。"], section="一、主要成效")

@@ -25,3 +25,20 @@ def test_an_english_question_is_searched_with_its_chinese_terms_and_districts():
     assert route.districts == ["荣昌区"] and route.years == [2024]
     assert "法律援助案件" in route.query and "荣昌区" in route.query
     assert route.question.startswith("How many")  # answered in the question's own words
+
+
+PARAPHRASES = "复议首选率: [第一选择复议]\n新收: [新申请的复议]\n调解率: [复议和解比例]\n"
+
+
+@pytest.mark.parametrize(("question", "terms"), [
+    ("当事人把申请行政复议当作第一选择的比例是多少？", ["复议首选率"]),  # its words, in the asker's order
+    ("新申请的复议有多少件？", ["新收"]),                                  # written whole
+    ("申请行政复议的有多少件？", []),        # 「新申请的复议」's 新 is not there: its other words do not stand for it
+    ("复议首选率是多少？第一选择复议的比例呢？", []),                     # the term itself is written
+])
+def test_everyday_phrasings_become_the_reports_terms(tmp_path, question, terms):
+    from rag.claims import report_terms
+
+    table = tmp_path / "paraphrases.yaml"
+    table.write_text(PARAPHRASES, encoding="utf-8")
+    assert report_terms(question, table) == terms
