@@ -134,6 +134,7 @@ class Ask:
 
     question: str
     search: str = ""                                # the question, with the Chinese terms of an English one
+    terms: set[str] = field(default_factory=set)    # bigrams of the reports' terms for its everyday phrasings
     kinds: set[str] = field(default_factory=set)   # quantity kinds asked for; empty: no figure asked
     wants_figure: bool = False
     years: list[int] = field(default_factory=list)  # years the question names
@@ -168,12 +169,12 @@ class Ask:
         asks_figure = bool(_ASKS_SOME_FIGURE.search(folded))
         if not asks_figure and any(q.kind != "date" for q in quantities(folded)):
             kinds = set()  # 「综合率达到77.42%的是哪个区」 gives its figure and asks whose it is
-        search = search or question
-        if not is_english(question):  # 「第一选择的比例」 is checked with the reports' 首选率 as well
-            search = " ".join([search, *(t for t in report_terms(question) if t not in fold(search))])
+        english = is_english(question)
         return cls(
             question=question,
-            search=search.strip(),
+            search=search if english and search else question,
+            # 「第一选择的比例」 is checked with the reports' 首选率 as well (never against: see Binder.fits)
+            terms=set() if english else content_bigrams(" ".join(report_terms(question))),
             kinds=kinds,
             wants_figure=bool(kinds) or asks_figure,
             years=sorted({int(y) for y in _YEAR.findall(folded)} | {int(y) for y in re.findall(r"\b(20\d{2})\b", folded)}),
@@ -181,8 +182,8 @@ class Ask:
             comparison=comparison,
             wants_list=bool(_ASKS_LIST.search(folded)),
             plan=bool(_ASKS_PLAN.search(folded)),
-            english=is_english(question),
-            parts=[] if is_english(question) else _read_parts(cls, _parts(question), districts, comparison),
+            english=english,
+            parts=[] if english else _read_parts(cls, _parts(question), districts, comparison),
         )
 
 
@@ -196,7 +197,7 @@ def _read_parts(cls, parts: list[str], districts, comparison: bool) -> list[Ask]
         ask = cls.read(part, districts, comparison)
         if asks and _LEANS_ON_BEFORE.search(fold(part)):
             before = asks[-1]
-            ask.borrowed = before.bigrams | before.borrowed
+            ask.borrowed = before.bigrams | before.terms | before.borrowed
             if not ask.kinds and (ask.wants_figure or _ASKS_LEVEL.search(fold(part))):  # not 「其中有…吗」
                 ask.kinds = set(before.kinds)
                 ask.wants_figure = True
@@ -429,7 +430,7 @@ class Binder:
                 frequency[b] = frequency.get(b, 0) + 1
         self.weights = {b: math.log(1 + len(documents) / n) for b, n in frequency.items()}
         self._documents = dict(zip(map(id, evidence + self.outline), documents))
-        self.question_bigrams = ask.bigrams
+        self.question_bigrams = ask.bigrams | ask.terms
         self._peer_words: dict[int, set[str]] = {}  # id(ask) -> see peer_words
         self._borrowing: dict[int, bool] = {}        # id(ask) -> see borrows
 
@@ -509,7 +510,7 @@ class Binder:
         """True when a bound figure is of a kind `ask` asks, for its year, under a label that fits
         its words (with those it borrows, see `borrows`), the claim's or (comparing) a peer's
         (`peer_words`), or loosely (`_loosely_labelled`); kind and year only when it has no Chinese words."""
-        named = ask.bigrams | (ask.borrowed if borrow and self.borrows(ask) else set())
+        named = ask.bigrams | ask.terms | (ask.borrowed if borrow and self.borrows(ask) else set())
         words = named | claim_words | (self.peer_words(ask) if peers and ask.comparison else set())
         for _, e, p in support.figures:
             if ask.kinds and p.kind not in ask.kinds and p.kind != "number":
@@ -548,7 +549,7 @@ class Binder:
             self._peer_words[id(ask)] = {
                 b for e in self.evidence for p in e.quantities
                 if self.answers(ask, Support([e], [(p, e, p)]), peers=False)
-                and label_fit(e.label(p), ask.bigrams, e.rate_head(p)) >= LABEL_FIT
+                and label_fit(e.label(p), ask.bigrams | ask.terms, e.rate_head(p)) >= LABEL_FIT
                 for side in e.label(p) for b in side}
         return self._peer_words[id(ask)]
 
@@ -560,12 +561,12 @@ class Binder:
         count what the question names."""
         def anchored(q: Quantity) -> bool:
             before, after = e.label(q)
-            return bool((before | after) & ask.bigrams)
+            return bool((before | after) & (ask.bigrams | ask.terms))
 
         if not anchored(p) or self.fits(e, ask) < SENTENCE_FIT:
             return False
         counted = e.counted(p)
-        if counted and counted not in ask.bigrams:
+        if counted and counted not in ask.bigrams | ask.terms:
             return False  # a count of something else the sentence mentions (法制审查1件 for 复议案件多少件)
         return not any(q is not p and q.kind == p.kind and anchored(q) for q in e.quantities)
 
@@ -576,9 +577,10 @@ class Binder:
         if not ask.bigrams:
             return 0.0
         document = self._documents.get(id(e)) or content_bigrams(e.text + (e.meta.get(schema.SECTION) or ""))
-        fit = weighted_share(ask.bigrams, document, self.weights)
-        # a part that refers back is covered by its own words, or by them with those it borrows
-        return max(fit, weighted_share(ask.bigrams | ask.borrowed, document, self.weights)) if self.borrows(ask) else fit
+        # Its own words cover a sentence, or they do with the reports' terms for them and, for a part
+        # that refers back, with the words it borrows: words added to a question never count against.
+        extras = [ask.terms, ask.borrowed if self.borrows(ask) else set()]
+        return max(weighted_share(ask.bigrams.union(*extras[:n]), document, self.weights) for n in range(3))
 
     def items(self, ask: Ask | None = None) -> list[Evidence]:
         """For a 「有哪些不足/打算…」 question, every list item of the part of the report it asks for.

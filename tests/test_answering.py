@@ -326,6 +326,16 @@ def test_a_figure_named_in_everyday_words_is_answered_under_the_reports_term(tmp
     assert not answer.refused and "64.9%" in answer.answer and "95.15%[" not in answer.answer
 
 
+def test_the_reports_terms_for_a_question_never_count_against_a_sentence(tmp_path, monkeypatch):
+    """「满不满意」 stands for a term this sentence does not write; it still covers the question's own words."""
+    table = tmp_path / "paraphrases.yaml"
+    table.write_text("群众满意度测评结果: [满不满意]\n", encoding="utf-8")
+    monkeypatch.setattr("rag.claims.PARAPHRASES", table)
+    answer = _composed("荣昌区老百姓在民呼我为平台反映问题，对处理结果满不满意？", "报告中没有相关信息。",
+                       ["“民呼我为”平台全年共受理问题线索9436件，处理结果综合满意率90.51%。"], section="一、主要成效")
+    assert not answer.refused and "90.51%" in answer.answer
+
+
 def test_a_goal_is_not_answered_by_what_was_done():
     answer = _composed("荣昌区下一步打算让人民调解协议履行率达到多少？", "人民调解协议履行率为99%[1]。",
                        ["2024年人民调解协议履行率达99%。"], section="一、主要成效")
