@@ -579,8 +579,13 @@ class Binder:
         document = self._documents.get(id(e)) or content_bigrams(e.text + (e.meta.get(schema.SECTION) or ""))
         # Its own words cover a sentence, or they do with the reports' terms for them and, for a part
         # that refers back, with the words it borrows: words added to a question never count against.
-        extras = [ask.terms, ask.borrowed if self.borrows(ask) else set()]
-        return max(weighted_share(ask.bigrams.union(*extras[:n]), document, self.weights) for n in range(3))
+        fit = weighted_share(ask.bigrams, document, self.weights)
+        words = ask.bigrams
+        for extra in (ask.terms, ask.borrowed if self.borrows(ask) else set()):
+            if extra - words:  # most questions add nothing: no share to compute again
+                words = words | extra
+                fit = max(fit, weighted_share(words, document, self.weights))
+        return fit
 
     def items(self, ask: Ask | None = None) -> list[Evidence]:
         """For a 「有哪些不足/打算…」 question, every list item of the part of the report it asks for.
