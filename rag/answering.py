@@ -57,21 +57,43 @@ SYSTEM_PROMPT = """你是“法治政府建设报告”问答助手。只根据�
 问题：某区2024年行政复议直接纠错率是多少？
 回答：某区2024年行政复议直接纠错率为22.22%[1]。"""
 
+HEADING_CHARS = 24  # 「三、2025年推进法治政府建设存在的不足和原因」 whole
+
 ANSWER_PROMPT = ChatPromptTemplate.from_messages(
     [("system", SYSTEM_PROMPT), ("human", "资料：\n{context}\n\n问题：{question}\n回答：")]
 )
 
 
 def format_context(excerpts: list[Excerpt]) -> str:
-    """[n] 〔district · year · section〕 text, one excerpt a line; a district or year not detected
-    is said to be so, so the model does not give the figure to the district asked about."""
-    return "\n".join(f"[{n}] 〔{_source(x.meta)}〕{x.text}" for n, x in enumerate(excerpts, 1))
+    """[n] 〔district · year · heading〕 text, one excerpt a line; a district or year not detected
+    is said to be so, so the model does not give the figure to the district asked about.
+
+    The model reads the prompt at ~50 tokens/s, so the header is kept short: the heading is the
+    first clause of the excerpt's own heading level, and an excerpt under the same header as the
+    one before it is not headed again. Citations keep the full path (they are built from the
+    metadata, not from this text).
+    """
+    lines, last = [], None
+    for n, x in enumerate(excerpts, 1):
+        header = _source(x.meta)
+        lines.append(f"[{n}] " + (f"〔{header}〕" if header != last else "") + x.text)
+        last = header
+    return "\n".join(lines)
 
 
 def _source(meta: dict) -> str:
     district = meta_label(meta).strip() or schema.UNKNOWN_DISTRICT_TEXT
     year = meta[schema.YEAR] or schema.UNKNOWN_YEAR_TEXT
-    return f"{district} · {year} · {meta[schema.SECTION] or '报告开头'}"
+    return f"{district} · {year} · {_heading(meta[schema.SECTION])}"
+
+
+def _heading(section: str) -> str:
+    """The first clause of a section path's last level (「五是深化行政执法一体化改革」 of
+    「一、…主要举措和成效 > 五是深化行政执法一体化改革,加快营造…」), at most HEADING_CHARS."""
+    if not section:
+        return "报告开头"
+    leaf = section.split(schema.SECTION_SEPARATOR)[-1]
+    return re.split(r"[,，:：;；。]", leaf)[0][:HEADING_CHARS]
 
 
 def report_name(district: str, year: int, english: bool = False) -> str:

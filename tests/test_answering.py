@@ -500,3 +500,24 @@ def test_a_figure_only_the_question_or_history_states_is_never_a_grounded_claim(
     pipeline = fake_llm_pipeline(seeded_pipeline, ["荣昌区2024年行政复议直接纠错率为35.5%[1]。"])
     answer = pipeline.ask("荣昌区2024年" + question, history, provider="local")
     assert "35.5%" not in answer.answer and not answer.grounded, answer.answer
+
+
+def test_the_prompt_heads_each_excerpt_briefly_and_once_per_heading():
+    """The model reads the prompt at ~50 tokens/s: a header names district, year and the first clause
+    of the excerpt's own heading, and is not repeated for the next excerpt under the same one."""
+    from langchain_core.documents import Document
+
+    from rag.answering import format_context
+    from rag.evidence import Excerpt
+
+    section = "一、2024年推进法治政府建设的主要举措、工作成效 > （五）夯实基层体系，着力提升政府治理能力水平"
+    texts = ["直接纠错率22.22%。", "审结283件。", "力争复议首选率达到80%。"]
+    sections = [section, section, "四、2025年工作安排"]
+    excerpts = [Excerpt(Document(page_content=t, metadata={"file": "r.txt", "district": "荣昌区", "year": 2024,
+                                                            "section": sec, "start": 0, "end": len(t)}), 0, len(t), t, 1.0)
+                for t, sec in zip(texts, sections)]
+    assert format_context(excerpts).splitlines() == [
+        "[1] 〔荣昌区 · 2024 · （五）夯实基层体系〕直接纠错率22.22%。",
+        "[2] 审结283件。",
+        "[3] 〔荣昌区 · 2024 · 四、2025年工作安排〕力争复议首选率达到80%。",
+    ]
