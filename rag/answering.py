@@ -400,7 +400,7 @@ class Composer:
         where = report_name(nearby.place, nearby.report_year)
         what = "所问的数据" if self.ask.wants_figure else "所问的内容"
         if self.ask.years:  # 「2023年的数据」: the year asked, which the report searched may not be
-            what = f"{'、'.join(map(str, self.ask.years))}年的{what[2:]}"
+            what = f"{'、'.join(map(str, self.ask.years))}年{what[2:]}"
         return (f"{NOT_FOUND}：在{self.searched}中没有找到{what}。相近的内容是{where}中的"
                 f"「{nearby.text}」[{n}]")
 

@@ -523,6 +523,26 @@ class Binder:
             if head and head not in named and "率" in fold(ask.search) + "".join(named):
                 continue  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says
             if not words or label_fit(e.label(p), words) >= LABEL_FIT or self._loosely_labelled(e, p, ask):
+                if not self._asked_as_other_kind(e, p, ask, named):
+                    return True
+        return False
+
+    @staticmethod
+    def _asked_as_other_kind(e: Evidence, p: Quantity, ask: Ask, named: set[str]) -> bool:
+        """True when the sentence states what the question names as a figure of a kind it does
+        not ask: 「区政府作为单独被告的行政诉讼案件…输了几件」 shares four words with the label of
+        「败诉率5.5%」 and one with that of 「复盘案件78件次」. The report gives that subject only as
+        a rate, so a count beside it is not the answer (a near miss of kind). The other label must
+        hold at least twice the question's words, and two more. A question that asks no kind has no other, and a change (「比上年增长18%」) is
+        of the figure beside it."""
+        if not ask.kinds or p.change:
+            return False
+        own = len(set().union(*e.label(p)) & named)
+        for q in e.quantities:
+            if q is p or q.kind in ask.kinds or q.kind == p.kind:
+                continue
+            other = len(set().union(*e.label(q)) & named)
+            if other >= max(2 * own, own + 2):
                 return True
         return False
 

@@ -217,12 +217,15 @@ def test_a_marker_on_the_wrong_sentence_is_moved_to_the_one_that_states_the_figu
     ("荣昌区2024年法律援助案件多少件？", ["2025年力争办理法律援助案件1000件。"], 2024),
     # measure: the rate stated is another one's (审结率, not 纠错率)
     ("荣昌区行政复议直接纠错率是多少？", ["行政复议审结率为85.29%。"], 2024),
+    # kind, beside a count of something else: what the question names is stated only as a rate
+    ("荣昌区法律援助案件中质量被评为优良的有多少件？", ["全年援助对象980人，法律援助案件质量优良率由20%提升到38.5%。"], 2024),
 ])
 def test_a_figure_of_another_kind_year_or_measure_is_not_an_answer(question, texts, year):
     reply = texts[0].replace("。", "[1]。")  # the model repeats the sentence as its answer
     answer = _composed(question, reply, texts, year=year)
     assert answer.refused and answer.answer.startswith(NOT_FOUND)
     assert not re.search(r"\d+(\.\d+)?%?\[", answer.answer.split("相近的内容")[0])  # no figure stated as the answer
+    assert "年的的" not in answer.answer  # 「没有找到2024年的数据」
 
 
 @pytest.mark.parametrize(("question", "text", "figure"), [
