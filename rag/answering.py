@@ -309,7 +309,7 @@ class Composer:
                 self.connective += body + tail
                 return ""
             support = self.binder.bind("", markers)  # bare markers stand for their sentences' words
-            if support is None:
+            if support is None or not self._answered_by_marked(support):
                 return ""
             quoted = body + "".join(f"「{e.text}」" for e in support.sentences)
             return self._show(quoted, support, tail)
@@ -323,6 +323,17 @@ class Composer:
             quoted = f"{report_name(e.place, e.report_year, english=True)}: 「{e.text}」"
             return self._show(quoted, Support([e], support.figures), "\n", claim=body)
         return self._show(body, support, tail, claim=body)
+
+    def _answered_by_marked(self, support: Support) -> bool:
+        """A marker with no claim of its own (「九龙坡区[2]」) answers only with a sentence that answers
+        the question or one of its parts; the items of a list question are such sentences."""
+        if self.ask.wants_list:
+            return True
+        if any(self.binder.qualifies(e, part, self.fallback.min_fit) is not None
+               for e in support.sentences for part in self.ask.parts or [self.ask]):
+            return True
+        self.grounded = False
+        return False
 
     def _show(self, body: str, support: Support, tail: str, claim: str = "") -> str:
         """Hold or show a supported claim with its markers; `claim` is the writer's own words, if any."""
@@ -418,7 +429,8 @@ class Composer:
         for part in self.ask.parts:
             if part.wants_list or not part.wants_figure:
                 continue
-            if any(self.binder.answers(part, support, content_bigrams(claim)) for support, claim in self.supports):
+            if any(self.binder.answers(part, support, content_bigrams(claim), chosen=bool(claim))
+                   for support, claim in self.supports):
                 continue
             best = max(((fit, e) for e in self.binder.evidence
                         if (fit := self.binder.qualifies(e, part, self.fallback.min_fit)) is not None),

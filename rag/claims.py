@@ -121,7 +121,8 @@ def _phrasing_words(path) -> tuple[tuple[str, tuple[str, ...], str], ...]:
     leave a character of the phrasing that carries a subject out."""
     found = []
     for phrasing, term in paraphrases(path):
-        words = {w for w in tokenize(phrasing) if len(w) >= 2 and w not in QUESTION_WORDS and content_bigrams(w)}
+        words = {w for w in tokenize(phrasing) if len(w) >= 2 and w not in QUESTION_WORDS
+                 and any(_CJK.match(c) and c not in _STOP for c in w)}  # 挨个 names, though 个 alone would not
         covered = "".join(words)
         whole = all(c in covered for c in phrasing if _CJK.match(c) and c not in _STOP)
         found.append((phrasing, tuple(sorted(words)) if whole else (), term))
@@ -462,7 +463,7 @@ class Binder:
                     if not q.matches(p):
                         continue
                     fit = label_fit(e.label(p), context, e.rate_head(p))
-                    if self.question_bigrams and fit < LABEL_FIT and not self._loosely_labelled(e, p, self.ask):
+                    if self.question_bigrams and fit < LABEL_FIT and not self._loosely_labelled(e, p, self.ask, chosen=True):
                         continue
                     if self.ask.wants_figure and not any(map(self.ask.year_ok, e.years_of(p))):
                         continue
@@ -503,13 +504,14 @@ class Binder:
         under that label; kind and year are still the question's.
         """
         words = content_bigrams(claim, tuple(self.ask.districts)) if claim else set()
-        return any(self.answers(ask, support, words) for ask in self.ask.parts or [self.ask])
+        return any(self.answers(ask, support, words, chosen=bool(claim)) for ask in self.ask.parts or [self.ask])
 
     def answers(self, ask: Ask, support: Support, claim_words: set[str] = frozenset(), peers: bool = True,
-                borrow: bool = True) -> bool:
+                borrow: bool = True, chosen: bool = False) -> bool:
         """True when a bound figure is of a kind `ask` asks, for its year, under a label that fits
         its words (with those it borrows, see `borrows`), the claim's or (comparing) a peer's
-        (`peer_words`), or loosely (`_loosely_labelled`); kind and year only when it has no Chinese words."""
+        (`peer_words`), or loosely (`_loosely_labelled`; `chosen`: a writer's claim states the figure);
+        kind and year only when it has no Chinese words."""
         named = ask.bigrams | ask.terms | (ask.borrowed if borrow and self.borrows(ask) else set())
         words = named | claim_words | (self.peer_words(ask) if peers and ask.comparison else set())
         for _, e, p in support.figures:
@@ -522,7 +524,7 @@ class Binder:
             head = e.rate_head(p)
             if head and head not in named and "率" in fold(ask.search) + "".join(named):
                 continue  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says
-            if not words or label_fit(e.label(p), words) >= LABEL_FIT or self._loosely_labelled(e, p, ask):
+            if not words or label_fit(e.label(p), words) >= LABEL_FIT or self._loosely_labelled(e, p, ask, chosen):
                 if not self._asked_as_other_kind(e, p, ask, named):
                     return True
         return False
@@ -573,17 +575,22 @@ class Binder:
                 for side in e.label(p) for b in side}
         return self._peer_words[id(ask)]
 
-    def _loosely_labelled(self, e: Evidence, p: Quantity, ask: Ask) -> bool:
+    def _loosely_labelled(self, e: Evidence, p: Quantity, ask: Ask, chosen: bool = False) -> bool:
         """A figure whose label shares only a few of the question's words (「单个案件平均办理时长缩短40%」
         for 「一个案子平均花的时间减少了多少」) answers when its sentence covers the question (SENTENCE_FIT)
         and it is the one figure of its kind there whose label shares any: the sentence says what the
         question asks in other words, and there is no other figure to choose from. A count must still
-        count what the question names."""
+        count what the question names.
+
+        A figure a writer `chosen` to answer with needs no such sentence: the model read the question
+        and picked it (「出狱后需要帮忙安顿的人有2901人」 for 「在册刑满释放安置帮教对象2901人」), which is
+        the other signal; its label must still share a word with the question, and be the only one
+        of its kind there that does."""
         def anchored(q: Quantity) -> bool:
             before, after = e.label(q)
             return bool((before | after) & (ask.bigrams | ask.terms))
 
-        if not anchored(p) or self.fits(e, ask) < SENTENCE_FIT:
+        if not anchored(p) or not chosen and self.fits(e, ask) < SENTENCE_FIT:
             return False
         counted = e.counted(p)
         if counted and counted not in ask.bigrams | ask.terms:

@@ -524,3 +524,22 @@ def test_the_prompt_heads_each_excerpt_briefly_and_once_per_heading():
         "[2] 审结283件。",
         "[3] 〔荣昌区 · 2024 · 四、2025年工作安排〕力争复议首选率达到80%。",
     ]
+
+
+def test_a_bare_marker_answers_only_with_a_sentence_that_answers_the_question():
+    """「九龙坡区[2]」 names a district and a sentence; when that sentence does not say what the
+    question asks, the claim is dropped and the sentence that does is quoted instead."""
+    texts = ["成功引进首家外国律师事务所驻华办公室落户本区。", "牵头整合区内律师事务所，设立涉外法律服务联盟。"]
+    answer = _composed("哪个区引进了首家外国律师事务所驻华办公室？", "荣昌区[2]", texts)
+    assert "联盟" not in answer.answer and "驻华办公室" in answer.answer
+    assert [c.quote for c in answer.citations] == [texts[0]]
+
+
+def test_a_figure_the_model_picks_in_other_words_is_an_answer_when_its_label_shares_one():
+    """The model read 「去群众家里走访的比例」 as 入户走访覆盖率: its pick is the second signal the
+    sentence's few shared words lack. Without a pick, the same sentence does not answer."""
+    question = "荣昌区2024年网格员去群众家里走访的比例是多少？"
+    text = "全区网格员入户走访覆盖率达97.3%，全年排查风险隐患2156条。"
+    picked = _composed(question, "荣昌区2024年网格员去群众家里走访的比例是97.3%[1]。", [text])
+    assert not picked.refused and "97.3%[1]" in picked.answer
+    assert _composed(question, "报告中没有相关信息。", [text]).refused
