@@ -37,6 +37,7 @@ LABEL_FIT = 0.33          # share of a figure label's bigrams the claim or quest
 TEXT_SUPPORT = 0.5        # share of a text claim's bigrams its sentence must hold
 SENTENCE_FIT = 0.5        # weighted share of the question's bigrams a sentence covering it holds
 _YEAR = re.compile(r"(?<!\d)(20\d{2})\s*年")
+_SINCE = set("比较与跟从自")  # before a year that is compared with, not the one a figure is about
 # Words that ask rather than name what is asked about.
 QUESTION_WORDS = (
     "多少", "哪些", "哪几", "哪个", "哪份", "哪一", "什么", "是否", "如何", "怎么", "怎样", "各有", "分别", "方面",
@@ -455,6 +456,8 @@ class Binder:
 
     def _bind_figures(self, claim: str, stated: list[Quantity], pool: list[Evidence], preferred: set[int]):
         context = content_bigrams(claim, tuple(self.ask.districts)) | self.question_bigrams
+        # 「2024年…履行率96%」 is about 2024; 「比2023年增长」 names the year compared with
+        claimed_years = {int(m.group(1)) for m in _YEAR.finditer(claim) if claim[max(0, m.start() - 1):m.start()] not in _SINCE}
         covered: list[tuple[Quantity, Evidence, Quantity]] = []
         for q in stated:
             options = []
@@ -467,6 +470,8 @@ class Binder:
                         continue
                     if self.ask.wants_figure and not any(map(self.ask.year_ok, e.years_of(p))):
                         continue
+                    if claimed_years and not claimed_years & e.years_of(p):
+                        continue  # a 2025 goal stated as what 2024 achieved
                     options.append((e.excerpt in preferred, fit, -order, e, p))
             if not options:
                 return None

@@ -543,3 +543,13 @@ def test_a_figure_the_model_picks_in_other_words_is_an_answer_when_its_label_sha
     picked = _composed(question, "荣昌区2024年网格员去群众家里走访的比例是97.3%[1]。", [text])
     assert not picked.refused and "97.3%[1]" in picked.answer
     assert _composed(question, "报告中没有相关信息。", [text]).refused
+
+
+def test_a_claim_naming_a_year_is_not_bound_to_a_figure_of_another_year():
+    """「2024年…履行率是96%以上」 cited to 「力争2025年…达96%以上」: the sentence states a 2025 goal, not
+    what 2024 achieved. The claim is dropped; the sentence that answers is quoted instead."""
+    texts = ["人民调解协议履行率达99.85%。", "力争2025年人民调解协议履行率达96%以上。"]
+    answer = _composed("荣昌区2024年人民调解协议履行率是多少？2025年的目标是多少？",
+                       "荣昌区2024年人民调解协议履行率是96%以上[2]。", texts)
+    assert "2024年人民调解协议履行率是96%" not in answer.answer
+    assert "99.85%" in answer.answer
