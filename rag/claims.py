@@ -137,6 +137,7 @@ class Ask:
     question: str
     search: str = ""                                # the question, with the Chinese terms of an English one
     terms: set[str] = field(default_factory=set)    # bigrams of the reports' terms for its everyday phrasings
+    term_names: tuple[str, ...] = ()                # those terms whole (免罚, 全员轮训)
     kinds: set[str] = field(default_factory=set)   # quantity kinds asked for; empty: no figure asked
     wants_figure: bool = False
     years: list[int] = field(default_factory=list)  # years the question names
@@ -172,11 +173,13 @@ class Ask:
         if not asks_figure and any(q.kind != "date" for q in quantities(folded)):
             kinds = set()  # 「综合率达到77.42%的是哪个区」 gives its figure and asks whose it is
         english = is_english(question)
+        named_terms = () if english else tuple(report_terms(question))
         return cls(
             question=question,
             search=search if english and search else question,
             # 「第一选择的比例」 is checked with the reports' 首选率 as well (never against: see Binder.fits)
-            terms=set() if english else content_bigrams(" ".join(report_terms(question))),
+            terms=content_bigrams(" ".join(named_terms)),
+            term_names=named_terms,
             kinds=kinds,
             wants_figure=bool(kinds) or asks_figure,
             years=sorted({int(y) for y in _YEAR.findall(folded)} | {int(y) for y in re.findall(r"\b(20\d{2})\b", folded)}),
@@ -255,6 +258,15 @@ class Evidence:
             if earlier:
                 return self.label(earlier[-1])
         return content_bigrams(words_before[-_LABEL_CHARS:]), content_bigrams(_content(after)[:_LABEL_CHARS])
+
+    def measures_term(self, q: Quantity, terms: tuple[str, ...]) -> bool:
+        """True when a report term the question asks for in everyday words is written whole in what the
+        figure measures (「轻微免罚1722件」 for 「不予处罚」 → 免罚; 「1190名行政执法人员的全员轮训」 for 「挨个
+        培训了一遍」): its words up to the nearest punctuation either side, not only the label's few."""
+        if not terms:
+            return False
+        before, after = (_content(words) for words in measured_words(self.text, self.quantities, q))
+        return any((t := _content(term)) and (t in before or t in after) for term in terms)
 
     def counted(self, q: Quantity) -> str:
         """What a count counts: the bigram right before it (「法制审查1件」 → 审查), else right after it
@@ -466,7 +478,8 @@ class Binder:
                     if not q.matches(p):
                         continue
                     fit = label_fit(e.label(p), context, e.rate_head(p))
-                    if self.question_bigrams and fit < LABEL_FIT and not self._loosely_labelled(e, p, self.ask, chosen=True):
+                    if (self.question_bigrams and fit < LABEL_FIT and not e.measures_term(p, self.ask.term_names)
+                            and not self._loosely_labelled(e, p, self.ask, chosen=True)):
                         continue
                     if self.ask.wants_figure and not any(map(self.ask.year_ok, e.years_of(p))):
                         continue
@@ -529,7 +542,8 @@ class Binder:
             head = e.rate_head(p)
             if head and head not in named and "率" in fold(ask.search) + "".join(named):
                 continue  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says
-            if not words or label_fit(e.label(p), words) >= LABEL_FIT or self._loosely_labelled(e, p, ask, chosen):
+            if (not words or label_fit(e.label(p), words) >= LABEL_FIT or e.measures_term(p, ask.term_names)
+                    or self._loosely_labelled(e, p, ask, chosen)):
                 if not self._asked_as_other_kind(e, p, ask, named):
                     return True
         return False
@@ -676,7 +690,9 @@ class Binder:
         """The fit of a sentence that answers `ask` (covers enough of its words and, for a figure
         question, states a figure that answers it), or None."""
         fit = self.fits(e, ask)
-        if ask.wants_figure:  # the figure's own label speaks for the sentence: half the words will do
-            answering = any(self.answers(ask, Support([e], [(p, e, p)])) for p in e.quantities)
-            return fit if answering and (not ask.bigrams or fit >= min_fit / 2) else None
+        if ask.wants_figure:  # the figure's own label speaks for the sentence: half the words will do,
+            # and none when it writes the report term the question asks for in its own words
+            answering = [p for p in e.quantities if self.answers(ask, Support([e], [(p, e, p)]))]
+            named = any(e.measures_term(p, ask.term_names) for p in answering)
+            return fit if answering and (not ask.bigrams or fit >= min_fit / 2 or named) else None
         return fit if not ask.bigrams or fit >= min_fit else None

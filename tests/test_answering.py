@@ -329,6 +329,18 @@ def test_a_figure_named_in_everyday_words_is_answered_under_the_reports_term(tmp
     assert not answer.refused and "64.9%" in answer.answer and "95.15%[" not in answer.answer
 
 
+def test_a_figure_measuring_the_reports_term_whole_answers_a_wordy_question(tmp_path, monkeypatch):
+    """「第一次违规或情节轻微的不处罚」 is the report's 免罚: 「轻微免罚980件」 writes it whole, so the figure
+    answers though its sentence shares few of the question's many words."""
+    table = tmp_path / "paraphrases.yaml"
+    table.write_text("免罚: [情节轻微的不处罚]\n", encoding="utf-8")
+    monkeypatch.setattr("rag.claims.PARAPHRASES", table)
+    question = "荣昌区2024年对商户第一次违规或者情节轻微的不处罚，这样办的一共有多少件？"
+    text = "深入开展涉企执法专项整治，执法问题整改率100%，实施首违不罚、轻微免罚980件。"
+    answer = _composed(question, "报告中没有相关信息。", [text])
+    assert not answer.refused and "980件" in answer.answer
+
+
 def test_the_reports_terms_for_a_question_never_count_against_a_sentence(tmp_path, monkeypatch):
     """「满不满意」 stands for a term this sentence does not write; it still covers the question's own words."""
     table = tmp_path / "paraphrases.yaml"
