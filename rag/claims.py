@@ -469,7 +469,8 @@ class Binder:
     def _bind_figures(self, claim: str, stated: list[Quantity], pool: list[Evidence], preferred: set[int]):
         context = content_bigrams(claim, tuple(self.ask.districts)) | self.question_bigrams
         # 「2024年…履行率96%」 is about 2024; 「比2023年增长」 names the year compared with
-        claimed_years = {int(m.group(1)) for m in _YEAR.finditer(claim) if claim[max(0, m.start() - 1):m.start()] not in _SINCE}
+        claimed_years = {int(m.group(1)) for m in _YEAR.finditer(claim)
+                         if claim[max(0, m.start() - 1):m.start()] not in _SINCE}
         covered: list[tuple[Quantity, Evidence, Quantity]] = []
         for q in stated:
             options = []
@@ -554,8 +555,8 @@ class Binder:
         not ask: 「区政府作为单独被告的行政诉讼案件…输了几件」 shares four words with the label of
         「败诉率5.5%」 and one with that of 「复盘案件78件次」. The report gives that subject only as
         a rate, so a count beside it is not the answer (a near miss of kind). The other label must
-        hold at least twice the question's words, and two more. A question that asks no kind has no other, and a change (「比上年增长18%」) is
-        of the figure beside it."""
+        hold at least twice the question's words, and two more. A question that asks no kind has no
+        other, and a change (「比上年增长18%」) is of the figure beside it."""
         if not ask.kinds or p.change:
             return False
         own = len(set().union(*e.label(p)) & named)
@@ -602,9 +603,9 @@ class Binder:
         count what the question names.
 
         A figure a writer `chosen` to answer with needs no such sentence: the model read the question
-        and picked it (「出狱后需要帮忙安顿的人有2901人」 for 「在册刑满释放安置帮教对象2901人」), which is
-        the other signal; its label must still share a word with the question, and be the only one
-        of its kind there that does."""
+        and picked it (「网格员去群众家里走访的比例是97.3%」 for 「入户走访覆盖率达97.3%」), which is the
+        other signal; its label must still share a word with the question, be the only one of its
+        kind there that does, and for a count, count what the question names."""
         def anchored(q: Quantity) -> bool:
             before, after = e.label(q)
             return bool((before | after) & (ask.bigrams | ask.terms))
