@@ -309,7 +309,10 @@ class Composer:
                 self.connective += body + tail
                 return ""
             support = self.binder.bind("", markers)  # bare markers stand for their sentences' words
-            if support is None or not self._answered_by_marked(support):
+            if support is None:
+                return ""
+            if not self._answered_by_marked(support):
+                self.grounded = False  # a claim was dropped
                 return ""
             quoted = body + "".join(f"「{e.text}」" for e in support.sentences)
             return self._show(quoted, support, tail)
@@ -329,11 +332,8 @@ class Composer:
         the question or one of its parts; the items of a list question are such sentences."""
         if self.ask.wants_list:
             return True
-        if any(self.binder.qualifies(e, part, self.fallback.min_fit) is not None
-               for e in support.sentences for part in self.ask.parts or [self.ask]):
-            return True
-        self.grounded = False
-        return False
+        return any(self.binder.qualifies(e, part, self.fallback.min_fit) is not None
+                   for e in support.sentences for part in self.ask.parts or [self.ask])
 
     def _show(self, body: str, support: Support, tail: str, claim: str = "") -> str:
         """Hold or show a supported claim with its markers; `claim` is the writer's own words, if any."""
