@@ -25,7 +25,7 @@ from rag import schema
 from rag.districts import district_mentions, find_districts, mention_label, meta_label, names_label
 from rag.glossary import PARAPHRASES, paraphrases
 from rag.keyword import tokenize
-from rag.grounding import Quantity, measured_words, quantities
+from rag.grounding import Quantity, counted_by, measured_words, quantities
 from rag.sections import heading_only, heading_text
 from rag.text import fold, sentence_spans
 
@@ -56,6 +56,9 @@ _ASKS = {
     "duration": re.compile(r"多长时间|多久|时长|天数|多少天|\bhow long\b"),
     "date": re.compile(r"何时|什么时候|\bwhen\b"),  # 哪一年 asks the report's year, which every citation names
 }
+# The measure word a question counts in: 「多少件」, 「几场」, 「参训人数」.
+_COUNTS_IN = re.compile(r"(?:多少|几)(人次|件次|场次|批次|[件人家次名项起条场份所处批期届户卷篇部座套位例宗])"
+                        r"(?!方面|领域|部分|类)|([人件次家户])数")
 # A question for the items of a part of a report: its problems, plans, measures, aspects…
 _LIST_OF = r"(?:不足|不够|不到位|欠缺|差距|薄弱|问题|短板|打算|安排|举措|措施|方面|目标|任务|思路|计划|重点|做法)"
 _ASKS_LIST = re.compile(
@@ -139,6 +142,7 @@ class Ask:
     terms: set[str] = field(default_factory=set)    # bigrams of the reports' terms for its everyday phrasings
     term_names: tuple[str, ...] = ()                # those terms whole (免罚, 全员轮训)
     kinds: set[str] = field(default_factory=set)   # quantity kinds asked for; empty: no figure asked
+    counts: set[str] = field(default_factory=set)  # what its counts count, by measure word (件 → matter)
     wants_figure: bool = False
     years: list[int] = field(default_factory=list)  # years the question names
     districts: list[str] = field(default_factory=list)  # places it names (canonical; 北京市朝阳区 when shared)
@@ -181,6 +185,7 @@ class Ask:
             terms=content_bigrams(" ".join(named_terms)),
             term_names=named_terms,
             kinds=kinds,
+            counts={thing for m in _COUNTS_IN.finditer(folded) if (thing := counted_by(m.group(1) or m.group(2)))},
             wants_figure=bool(kinds) or asks_figure,
             years=sorted({int(y) for y in _YEAR.findall(folded)} | {int(y) for y in re.findall(r"\b(20\d{2})\b", folded)}),
             districts=list(districts or find_districts(question)),
@@ -532,7 +537,8 @@ class Binder:
         (`peer_words`), or loosely (`_loosely_labelled`; `chosen`: a writer's claim states the figure);
         kind and year only when it has no Chinese words."""
         named = ask.bigrams | ask.terms | (ask.borrowed if borrow and self.borrows(ask) else set())
-        words = named | claim_words | (self.peer_words(ask) if peers and ask.comparison else set())
+        own = named | (self.peer_words(ask) if peers and ask.comparison else set())
+        words = own | claim_words
         for _, e, p in support.figures:
             if ask.kinds and p.kind not in ask.kinds and p.kind != "number":
                 continue
@@ -543,11 +549,20 @@ class Binder:
             head = e.rate_head(p)
             if head and head not in named and "率" in fold(ask.search) + "".join(named):
                 continue  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says
-            if (not words or label_fit(e.label(p), words) >= LABEL_FIT or e.measures_term(p, ask.term_names)
-                    or self._loosely_labelled(e, p, ask, chosen)):
+            if (not words or label_fit(e.label(p), own) >= LABEL_FIT or e.measures_term(p, ask.term_names)
+                    or self._loosely_labelled(e, p, ask, chosen)
+                    or label_fit(e.label(p), words) >= LABEL_FIT and self._counts_what_is_asked(e, p, ask, named)):
                 if not self._asked_as_other_kind(e, p, ask, named):
                     return True
         return False
+
+    @staticmethod
+    def _counts_what_is_asked(e: Evidence, p: Quantity, ask: Ask, named: set[str]) -> bool:
+        """For a figure whose label only the claim's words fit: True unless it is a count of another
+        sort of thing than the question's measure word says (「多少件来信」 answered by 「事项清单326项」
+        or 「12个部门」, the model having copied their label into its claim) and counts nothing the
+        question names."""
+        return not ask.counts or p.kind != "count" or p.counts in ask.counts or e.counted(p) in named
 
     @staticmethod
     def _asked_as_other_kind(e: Evidence, p: Quantity, ask: Ask, named: set[str]) -> bool:

@@ -30,6 +30,17 @@ UNITS: dict[str, tuple[str, ...]] = {
     ),
 }
 KINDS = tuple(UNITS)
+# What a count's measure word says it counts: 326项 lists items, 326件 counts matters. 个 and the
+# measure words left out say nothing (「34个部门」, 「几个案件」).
+COUNTED_BY: dict[str, tuple[str, ...]] = {
+    "matter": ("件", "件次", "起", "宗", "例", "卷"),
+    "person": ("人", "名", "位", "人次", "万人次", "余人"),
+    "body": ("家", "所", "处", "座", "村"),
+    "household": ("户", "户次"),
+    "event": ("次", "场", "场次", "期", "届", "轮", "堂", "节", "课", "批", "批次"),
+    "item": ("项", "条", "类", "种", "份", "篇", "部", "本", "册", "套", "张"),
+}
+_COUNTED = {unit: thing for thing, units in COUNTED_BY.items() for unit in units}
 _UNIT_KIND = {unit: kind for kind, units in UNITS.items() for unit in units}
 _UNIT_RE = "|".join(re.escape(u) for u in sorted(_UNIT_KIND, key=len, reverse=True))
 
@@ -63,6 +74,11 @@ class Quantity:
     end: int
     change: bool = False  # stated as a change (增长30%, 同比下降5件), not a level
 
+    @property
+    def counts(self) -> str:
+        """What sort of thing a count counts, by its measure word ("matter" for 件), or ""."""
+        return counted_by(self.unit) if self.kind == "count" else ""
+
     def matches(self, other: "Quantity") -> bool:
         """Same value, and the same kind wherever both say what they measure."""
         if self.value != other.value:
@@ -86,6 +102,11 @@ def _cn_to_int(text: str) -> int | None:
         else:
             return None
     return total + section + (digit or 0)
+
+
+def counted_by(measure: str) -> str:
+    """What sort of thing a measure word counts ("person" for 名), or "" (个 counts anything)."""
+    return _COUNTED.get(measure, "")
 
 
 def _kind(unit: str, number: str) -> str:

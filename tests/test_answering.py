@@ -565,3 +565,31 @@ def test_a_claim_naming_a_year_is_not_bound_to_a_figure_of_another_year():
                        "荣昌区2024年人民调解协议履行率是96%以上[2]。", texts)
     assert "2024年人民调解协议履行率是96%" not in answer.answer
     assert "99.85%" in answer.answer
+
+
+def test_a_claim_lends_its_words_only_to_a_count_of_what_the_question_counts():
+    """The model copied the sentence's label into its claim, so the claim's words fit it; but the
+    question counts letters (件) and the sentence counts list items (项) and departments (个). The
+    claim's words say what the model read, not what the question asks: not an answer."""
+    text = "全年公布来信来访办理事项清单326项，12个部门进驻信访中心。"
+    question = "荣昌区2024年收到了多少件群众来信？"
+    answer = _composed(question, "荣昌区2024年收到了来信来访办理事项清单326项[1]。", [text])
+    assert "326项[1]" not in answer.answer and answer.refused, answer.answer
+    # a count in the unit the question asks, under a label its words fit, still answers
+    counted = _composed(question, "荣昌区2024年收到群众来信326件[1]。", ["全年收到群众来信326件，办结率98%。"])
+    assert "326件[1]" in counted.answer and not counted.refused
+
+
+@pytest.mark.parametrize("question, counts", [
+    ("荣昌区2024年收到了多少件群众来信？", {"matter"}),
+    ("培训了多少名执法人员？开了几场培训会？", {"person", "event"}),
+    ("律师事务所有几家", {"body"}),
+    ("有几个部门进驻？", set()),         # 个 counts anything
+    ("律师数量是多少", set()),
+    ("复议案件数量是多少", {"matter"}),
+    ("参训人数是多少", {"person"}),
+])
+def test_a_question_says_what_it_counts_by_its_measure_word(question, counts):
+    from rag.claims import Ask
+
+    assert Ask.read(question).counts == counts
