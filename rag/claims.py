@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from rag import schema
 from rag.districts import district_mentions, find_districts, mention_label, meta_label, names_label
-from rag.glossary import PARAPHRASES, paraphrases
+from rag.glossary import PARAPHRASES, chinese_terms, paraphrases
 from rag.keyword import tokenize
 from rag.grounding import Quantity, counted_by, measured_words, quantities
 from rag.sections import heading_only, heading_text
@@ -75,7 +75,12 @@ PLAN_HEADING = re.compile(r"安排|计划|打算|思路|目标|下一步|展望|
 TARGET_WORDS = re.compile(r"力争|确保|争取|预计|力求|目标")
 _ASKS_DIRECTION = re.compile(r"多了还是少了|增加还是减少|增长还是下降|升还是降|高了还是低了|涨还是跌")
 # A part of a question that refers back to the one before: 这个比例, 它, 其, 又…, 跟前一年比.
-_LEANS_ON_BEFORE = re.compile(r"这个|这项|这一|该|它|其|又|跟前|与上|同比|比上|相比")
+_LEANS_ON_BEFORE = re.compile(r"这个|这项|这一|该|它|其|又|跟前|与上|同比|比上|相比"
+                              r"|\b(?:it|its|they|them|their|this|that|these|those)\b", re.IGNORECASE)
+# Where an English question starts asking another thing: 「…?」, 「…, and what share…」.
+_ENGLISH_PARTS = re.compile(
+    r"[?;]\s*|,?\s+and\s+(?=(?:what|how|which|who|when|where|whether|did|does|do|is|are|was|were|has|have)\b)",
+    re.IGNORECASE)
 _ASKS_LEVEL = re.compile(r"什么水平|什么目标|多高|多低")  # a figure, of the kind the part before asked
 
 
@@ -193,7 +198,7 @@ class Ask:
             wants_list=bool(_ASKS_LIST.search(folded)),
             plan=bool(_ASKS_PLAN.search(folded)),
             english=english,
-            parts=[] if english else _read_parts(cls, _parts(question), districts, comparison),
+            parts=_read_parts(cls, _parts(question), districts, comparison),
         )
 
 
@@ -204,7 +209,7 @@ def _read_parts(cls, parts: list[str], districts, comparison: bool) -> list[Ask]
     kind (「又定了什么目标」); not its year (「下一步」 asks another)."""
     asks: list[Ask] = []
     for part in parts:
-        ask = cls.read(part, districts, comparison)
+        ask = cls.read(part, districts, comparison, search=" ".join([part, *chinese_terms(part)]))
         if asks and _LEANS_ON_BEFORE.search(fold(part)):
             before = asks[-1]
             ask.borrowed = before.bigrams | before.terms | before.borrowed
@@ -216,8 +221,12 @@ def _read_parts(cls, parts: list[str], districts, comparison: bool) -> list[Ask]
 
 
 def _parts(question: str) -> list[str]:
-    """The sub-questions of 「…多少家？2026年计划…？」, or [] for a question that asks one thing."""
-    parts = [p for p in re.split(r"[？?；;]", question) if len(content_bigrams(p, QUESTION_WORDS)) >= 2]
+    """The sub-questions of 「…多少家？2026年计划…？」 or "How many…, and what share…?", or [] for a
+    question that asks one thing."""
+    if is_english(question):
+        parts = [p for p in _ENGLISH_PARTS.split(question) if p and len(re.findall(r"[A-Za-z]{3,}", p)) >= 3]
+    else:
+        parts = [p for p in re.split(r"[？?；;]", question) if len(content_bigrams(p, QUESTION_WORDS)) >= 2]
     return parts if len(parts) > 1 else []
 
 

@@ -593,3 +593,25 @@ def test_a_question_says_what_it_counts_by_its_measure_word(question, counts):
     from rag.claims import Ask
 
     assert Ask.read(question).counts == counts
+
+
+def test_an_english_question_asking_two_things_gets_both_answered():
+    """「How many…, and what was…?」 asks two figures; a reply giving one gets the sentence that
+    answers the other quoted, as a Chinese question's parts do."""
+    texts = ["全年收到行政复议申请356件。", "行政复议直接纠错率22.22%，较上年提高3个百分点。"]
+    question = ("How many administrative reconsideration applications did Rongchang receive in 2024, "
+                "and what was the direct correction rate?")
+    answer = _composed(question, "Rongchang received 356 administrative reconsideration applications[1].", texts)
+    assert "356" in answer.answer and "22.22%" in answer.answer, answer.answer
+    assert len(answer.citations) == 2
+
+
+@pytest.mark.parametrize("question, parts", [
+    ("How many cases did Rongchang handle, and what share were settled?", 2),
+    ("How many lawyers and notaries does Liangping have?", 0),   # one thing asked of two subjects
+    ("What did Shapingba do on legal aid? How many cases did it take?", 2),
+])
+def test_an_english_question_is_cut_into_the_things_it_asks(question, parts):
+    from rag.claims import Ask
+
+    assert len(Ask.read(question).parts) == parts
