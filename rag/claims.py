@@ -282,13 +282,14 @@ class Evidence:
         before, after = (_content(words) for words in measured_words(self.text, self.quantities, q))
         return any((t := _content(term)) and (t in before or t in after) for term in terms)
 
-    def counted(self, q: Quantity) -> str:
-        """What a count counts: the bigram right before it (「法制审查1件」 → 审查), else right after it
-        (「建成3个实体平台」 → 实体); "" for other kinds."""
+    def counted(self, q: Quantity) -> set[str]:
+        """What a count may count: the last two characters carrying a subject right before it
+        (「法制审查1件」 → 审查, 「社区矫正对象312人」 → 矫正) and the first two right after it
+        (「建成3个实体平台」 → 实体), never joined across a stop character; empty for other kinds."""
         if q.kind != "count":
-            return ""
-        before, after = (_content(words) for words in measured_words(self.text, self.quantities, q))
-        return before[-2:] if len(before) >= 2 else after[:2] if len(after) >= 2 else ""
+            return set()
+        before, after = (_subject_runs(words) for words in measured_words(self.text, self.quantities, q))
+        return {run for run in (before[-1][-2:] if before else "", after[0][:2] if after else "") if run}
 
     def rate_head(self, q: Quantity) -> str:
         """The bigram ending in 率 written right before a rate (「直接纠错率22.22%」 → 错率), or "" (also
@@ -411,6 +412,12 @@ def evidence_sentences(excerpts, chunks=()) -> list[Evidence]:
             text = chunk.page_content[s:e]
             found.append(Evidence(chunk, start, end, text, -1, quantities(text)))
     return found
+
+
+def _subject_runs(words: str) -> list[str]:
+    """The runs of two or more characters that carry a subject, in order."""
+    return [run for run in re.split(r"\s+", "".join(c if _CJK.match(c) and c not in _STOP else " "
+                                                    for c in fold(words))) if len(run) >= 2]
 
 
 def _content(words: str) -> str:
@@ -571,7 +578,7 @@ class Binder:
         sort of thing than the question's measure word says (「多少件来信」 answered by 「事项清单326项」
         or 「12个部门」, the model having copied their label into its claim) and counts nothing the
         question names."""
-        return not ask.counts or p.kind != "count" or p.counts in ask.counts or e.counted(p) in named
+        return not ask.counts or p.kind != "count" or p.counts in ask.counts or bool(e.counted(p) & named)
 
     @staticmethod
     def _asked_as_other_kind(e: Evidence, p: Quantity, ask: Ask, named: set[str]) -> bool:
@@ -637,7 +644,7 @@ class Binder:
         if not anchored(p) or not chosen and self.fits(e, ask) < SENTENCE_FIT:
             return False
         counted = e.counted(p)
-        if counted and counted not in ask.bigrams | ask.terms:
+        if counted and not counted & (ask.bigrams | ask.terms):
             return False  # a count of something else the sentence mentions (法制审查1件 for 复议案件多少件)
         return not any(q is not p and q.kind == p.kind and anchored(q) for q in e.quantities)
 

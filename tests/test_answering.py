@@ -615,3 +615,19 @@ def test_an_english_question_is_cut_into_the_things_it_asks(question, parts):
     from rag.claims import Ask
 
     assert len(Ask.read(question).parts) == parts
+
+
+@pytest.mark.parametrize("text, figure, counted", [
+    ("在册社区矫正对象312人。", "312", {"矫正"}),   # 对 carries no subject: 矫正, not the 正象 its removal joins
+    ("办理法制审查1件。", "1", {"审查"}),
+    ("建成3个实体平台。", "3", {"建成", "实体"}),  # the verb before, the noun after: either may be named
+    ("全年复议纠错率22%。", "22%", set()),
+])
+def test_a_count_counts_the_words_right_beside_it_that_carry_a_subject(text, figure, counted):
+    from langchain_core.documents import Document
+
+    from rag.claims import Evidence
+    from rag.grounding import quantities
+
+    e = Evidence(Document(page_content=text, metadata={}), 0, len(text), text, 0, quantities(text))
+    assert e.counted(next(q for q in e.quantities if q.value == figure)) == counted
