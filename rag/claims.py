@@ -259,6 +259,13 @@ class Evidence:
     def report_year(self) -> int:
         return int(self.meta[schema.YEAR])
 
+    @property
+    def is_heading(self) -> bool:
+        """True for a sentence that is only a heading of its own section path (「三、2026年…目标举措」):
+        it names what the part is about and says none of it."""
+        words = heading_text(fold(self.text))
+        return bool(words) and heading_only(self.text) and words in fold(self.meta.get(schema.SECTION) or "")
+
     def label(self, q: Quantity) -> tuple[set[str], set[str]]:
         """What a figure measures: the content bigrams of the few words right before it
         (「直接纠错率22.22%」) and right after it (「500㎡实体平台」), each up to the nearest

@@ -631,3 +631,12 @@ def test_a_count_counts_the_words_right_beside_it_that_carry_a_subject(text, fig
 
     e = Evidence(Document(page_content=text, metadata={}), 0, len(text), text, 0, quantities(text))
     assert e.counted(next(q for q in e.quantities if q.value == figure)) == counted
+
+
+def test_a_part_asking_for_words_gets_its_sentence_when_the_reply_leaves_it_out():
+    """「…多少件？2025年对调解工作有什么安排？」: the reply gives the count only; the sentence that
+    says the plan is quoted, as a missing figure part's is."""
+    texts = ["全年调解矛盾纠纷1.16万件。", "2025年将深化“枫桥经验”，推动调解工作提质增效。"]
+    answer = _composed("荣昌区2024年调解了多少件纠纷？2025年对调解工作有什么安排？",
+                       "荣昌区2024年调解矛盾纠纷1.16万件[1]。", texts)
+    assert "1.16万件[1]" in answer.answer and "枫桥经验" in answer.answer, answer.answer
