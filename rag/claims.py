@@ -278,7 +278,7 @@ class Evidence:
             earlier = [p for p in self.quantities if p.end <= q.start]
             if earlier:
                 return self.label(earlier[-1])
-        return content_bigrams(words_before[-_LABEL_CHARS:]), content_bigrams(_content(after)[:_LABEL_CHARS])
+        return _nearest_bigrams(before, last=True), _nearest_bigrams(after, last=False)
 
     def measures_term(self, q: Quantity, terms: tuple[str, ...]) -> bool:
         """True when a report term the question asks for in everyday words is written whole in what the
@@ -419,6 +419,17 @@ def evidence_sentences(excerpts, chunks=()) -> list[Evidence]:
             text = chunk.page_content[s:e]
             found.append(Evidence(chunk, start, end, text, -1, quantities(text)))
     return found
+
+
+def _nearest_bigrams(words: str, last: bool) -> set[str]:
+    """The bigrams of the _LABEL_CHARS characters carrying a subject nearest a figure (the last of
+    the words before it, the first of those after), never joined across a stop character: 「年末在册」
+    holds no bigram 末册."""
+    folded = fold(words)
+    at = [i for i, c in enumerate(folded) if _CJK.match(c) and c not in _STOP]
+    if not at:
+        return set()
+    return content_bigrams(folded[at[-_LABEL_CHARS:][0]:] if last else folded[: at[:_LABEL_CHARS][-1] + 1])
 
 
 def _subject_runs(words: str) -> list[str]:

@@ -640,3 +640,16 @@ def test_a_part_asking_for_words_gets_its_sentence_when_the_reply_leaves_it_out(
     answer = _composed("荣昌区2024年调解了多少件纠纷？2025年对调解工作有什么安排？",
                        "荣昌区2024年调解矛盾纠纷1.16万件[1]。", texts)
     assert "1.16万件[1]" in answer.answer and "枫桥经验" in answer.answer, answer.answer
+
+
+def test_a_label_holds_no_pair_that_only_dropping_a_stop_character_joins():
+    """「社区矫正对象312人」: 对 carries no subject, and the 正象 its removal joins is in no question."""
+    from langchain_core.documents import Document
+
+    from rag.claims import Evidence
+    from rag.grounding import quantities
+
+    text = "年末在册社区矫正对象312人。"
+    e = Evidence(Document(page_content=text, metadata={}), 0, len(text), text, 0, quantities(text))
+    before, _ = e.label(e.quantities[0])
+    assert "矫正" in before and "正象" not in before and "社矫" not in before
