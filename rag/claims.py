@@ -718,13 +718,16 @@ class Binder:
         return []
 
     def _descend(self, ask: Ask, pool: list[Evidence], leads: list[Evidence]) -> list[Evidence]:
-        """The items under the one item a question names (「目标举措有哪些」 → those of 「（二）目标举措」,
-        「涉外法治实践探索方面有哪些打算」 → those of 「（四）全力推进涉外法治实践探索」), else `leads`."""
+        """The items under the one item a question names, when it heads a part of its own (「目标举措有哪些」
+        → those of 「（二）目标举措」, 「涉外法治实践探索方面有哪些打算」 → those of 「（四）全力推进涉外法治
+        实践探索」), else `leads`."""
         scored = sorted(((weighted_share(ask.bigrams, content_bigrams(e.text), self.weights), n)
                          for n, e in enumerate(leads)), reverse=True)
         if not scored or scored[0][0] < 0.2 or len(scored) > 1 and scored[0][0] < 2 * scored[1][0]:
             return leads
         named = leads[scored[0][1]]
+        if not named.is_heading:  # an item that heads no part of its own: the items after it are its siblings
+            return leads
         path = named.meta.get(schema.SECTION) or ""
         inner = _top_level([e for e in pool if e is not named and e.meta[schema.FILE] == named.meta[schema.FILE]
                             and _within(e.meta.get(schema.SECTION) or "", path) and e.start > named.start])

@@ -460,6 +460,17 @@ def test_a_sub_heading_that_only_repeats_its_parents_words_stands_for_its_items(
     assert all(item in answer.answer for item in ("开展执法人员轮训", "推行分众普法", "建设法治阵地")), answer.answer
 
 
+def test_a_list_question_sharing_words_with_one_item_gets_all_items_when_that_item_heads_nothing():
+    """「…法治建设存在的问题有哪些」 shares 法治建设 with the first item only; that item is a sentence of
+    the part, not a heading with items of its own, so the part's items are the answer, not the
+    items after it."""
+    report = LIST_REPORT.replace(
+        "二、存在的不足\n2024年工作还存在一定不足。主要表现在：一是基层执法力量薄弱；二是普法针对性不强；三是复议人员配备不足。\n",
+        "二、存在的不足\n一是法治建设调研不足。研究不够。\n二是执法质效有待提高。\n三是平安稳定存在短板。\n")
+    answer = _list_answer("荣昌区2024年法治建设存在的问题有哪些？", report=report)
+    assert all(item in answer.answer for item in ("法治建设调研不足", "执法质效有待提高", "平安稳定存在短板")), answer.answer
+
+
 def test_a_list_the_model_shortens_is_completed_with_the_items_it_left_out():
     answer = _list_answer("荣昌区2024年法治政府建设存在哪些不足？", "主要是基层执法力量薄弱。")
     assert all(item in answer.answer for item in ("基层执法力量薄弱", "普法针对性不强", "复议人员配备不足"))
