@@ -38,6 +38,9 @@ TEXT_SUPPORT = 0.5        # share of a text claim's bigrams its sentence must ho
 SENTENCE_FIT = 0.5        # weighted share of the question's bigrams a sentence covering it holds
 _YEAR = re.compile(r"(?<!\d)(20\d{2})\s*年")
 _SINCE = set("比较与跟从自")  # before a year that is compared with, not the one a figure is about
+_ENGLISH_YEAR = re.compile(r"\b(20\d{2})\b")
+_ENGLISH_SINCE = re.compile(r"\b(?:than|since|from|compared (?:with|to)|over|versus|vs\.?)\s+(?:the\s+)?(?:end\s+of\s+)?$",
+                            re.IGNORECASE)
 # Words that ask rather than name what is asked about.
 QUESTION_WORDS = (
     "多少", "哪些", "哪几", "哪个", "哪份", "哪一", "什么", "是否", "如何", "怎么", "怎样", "各有", "分别", "方面",
@@ -421,6 +424,14 @@ def evidence_sentences(excerpts, chunks=()) -> list[Evidence]:
     return found
 
 
+def _claimed_years(claim: str) -> set[int]:
+    """The years a claim says its figures are of: 「2024年…履行率96%」 and "In 2024, … 96%" are about 2024;
+    「比2023年增长」 and "up from 2023" name the year compared with."""
+    if is_english(claim):
+        return {int(m.group(1)) for m in _ENGLISH_YEAR.finditer(claim) if not _ENGLISH_SINCE.search(claim, 0, m.start())}
+    return {int(m.group(1)) for m in _YEAR.finditer(claim) if claim[max(0, m.start() - 1):m.start()] not in _SINCE}
+
+
 def _nearest_bigrams(words: str, last: bool) -> set[str]:
     """The bigrams of the _LABEL_CHARS characters carrying a subject nearest a figure (the last of
     the words before it, the first of those after), never joined across a stop character: 「年末在册」
@@ -507,9 +518,7 @@ class Binder:
 
     def _bind_figures(self, claim: str, stated: list[Quantity], pool: list[Evidence], preferred: set[int]):
         context = content_bigrams(claim, tuple(self.ask.districts)) | self.question_bigrams
-        # 「2024年…履行率96%」 is about 2024; 「比2023年增长」 names the year compared with
-        claimed_years = {int(m.group(1)) for m in _YEAR.finditer(claim)
-                         if claim[max(0, m.start() - 1):m.start()] not in _SINCE}
+        claimed_years = _claimed_years(claim)
         covered: list[tuple[Quantity, Evidence, Quantity]] = []
         for q in stated:
             options = []

@@ -664,3 +664,12 @@ def test_a_label_holds_no_pair_that_only_dropping_a_stop_character_joins():
     e = Evidence(Document(page_content=text, metadata={}), 0, len(text), text, 0, quantities(text))
     before, _ = e.label(e.quantities[0])
     assert "矫正" in before and "正象" not in before and "社矫" not in before
+
+
+def test_an_english_claim_naming_a_year_is_not_bound_to_a_figure_of_another_year():
+    """"By 2025, … reduced … by 40%" cited to the 2026 plan's 「2026年力争…减少40%」: the English claim's
+    year is read as a Chinese one's is, so the figure of the year asked is quoted instead."""
+    texts = ["2025年行政检查减少25%。", "2026年力争行政检查再减少40%。"]
+    answer = _composed("By how much did Rongchang cut administrative inspections in 2025, and what share met the standards?",
+                       "By 2025, Rongchang reduced administrative inspections by 40%[2].", texts)
+    assert "40%" not in answer.answer and "25%" in answer.answer, answer.answer
