@@ -560,8 +560,13 @@ class Binder:
                 return None
             best = max(marked, key=lambda e: share(self.question_bigrams, content_bigrams(e.text)))
             return Support([best], [])
-        scored = [(share(words, content_bigrams(e.text + (e.meta.get(schema.SECTION) or ""))), e.excerpt in preferred, e)
-                  for e in pool]
+        # A claim that repeats the question as its subject (「…专门张贴了“导引图”和“路线图”」) stands on
+        # what it adds; the sentence must still share a word with the question.
+        added = words - self.question_bigrams
+        asked = len(added) >= 2 and len(words & self.question_bigrams) >= 2
+        documents = [(e, content_bigrams(e.text + (e.meta.get(schema.SECTION) or ""))) for e in pool]
+        scored = [(max(share(words, doc), share(added, doc) if asked and doc & self.question_bigrams else 0.0),
+                   e.excerpt in preferred, e) for e, doc in documents]
         scored = [s for s in scored if s[0] >= TEXT_SUPPORT]
         if not scored:
             return None

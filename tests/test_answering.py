@@ -686,3 +686,16 @@ def test_the_model_s_pick_is_anchored_by_its_whole_clause_and_counted_by_its_mea
     assert not picked.refused and "26次[1]" in picked.answer, picked.answer
     other = _composed(question, "大进镇2025年借职工上课的机会学了119次[1]。", [text], district="开州区大进镇", year=2025)
     assert "119" not in other.answer
+
+
+def test_a_claim_restating_the_question_stands_on_the_sentence_that_holds_what_it_adds():
+    """The model repeats the question as its subject and adds the answer (导引图, 路线图) without a
+    marker: what it adds is what a sentence must hold; the question's words are the asker's."""
+    text = "设置张贴信访事项“导引图”和信访“路线图”，严格执行领导干部接访下访制度。"
+    question = "大进镇为了让群众知道去哪里反映问题，专门张贴了什么？"
+    reply = "大进镇为了让群众知道去哪里反映问题，专门张贴了“导引图”和“路线图”。"
+    answer = _composed(question, reply, [text], district="开州区大进镇", year=2025)
+    assert "专门张贴了“导引图”和“路线图”[1]" in answer.answer, answer.answer
+    made_up = _composed(question, "大进镇为了让群众知道去哪里反映问题，专门张贴了宣传海报。", [text],
+                        district="开州区大进镇", year=2025)
+    assert "宣传海报" not in made_up.answer
