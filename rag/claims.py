@@ -603,11 +603,18 @@ class Binder:
             if head and head not in named and "率" in fold(ask.search) + "".join(named):
                 continue  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says
             if (not words or label_fit(e.label(p), own) >= LABEL_FIT or e.measures_term(p, ask.term_names)
-                    or self._loosely_labelled(e, p, ask, chosen)
+                    or self._counts_as_named(e, p, ask, named) or self._loosely_labelled(e, p, ask, chosen)
                     or label_fit(e.label(p), words) >= LABEL_FIT and self._counts_what_is_asked(e, p, ask, named)):
                 if not self._asked_as_other_kind(e, p, ask, named):
                     return True
         return False
+
+    @staticmethod
+    def _counts_as_named(e: Evidence, p: Quantity, ask: Ask, named: set[str]) -> bool:
+        """A count that counts a thing the question names, in a measure word of the sort it asks
+        (「…法规内容开展培训2次」 for 「开展了几次…专题培训」): what a count counts is its label, whatever
+        words come before."""
+        return bool(p.counts) and p.counts in ask.counts and bool(e.counted(p) & named)
 
     @staticmethod
     def _counts_what_is_asked(e: Evidence, p: Quantity, ask: Ask, named: set[str]) -> bool:
@@ -668,7 +675,8 @@ class Binder:
         for 「一个案子平均花的时间减少了多少」) answers when its sentence covers the question (SENTENCE_FIT)
         and it is the one figure of its kind there whose label shares any: the sentence says what the
         question asks in other words, and there is no other figure to choose from. A count must still
-        count what the question names.
+        count what the question names, never in a measure word of another sort (「培训2次」 for 「培训了
+        多少名」).
 
         A figure a writer `chosen` to answer with needs no such sentence: the model read the question
         and picked it (「网格员去群众家里走访的比例是97.3%」 for 「入户走访覆盖率达97.3%」), which is the
@@ -682,6 +690,8 @@ class Binder:
 
         if not anchored(p) or not chosen and self.fits(e, ask) < SENTENCE_FIT:
             return False
+        if ask.counts and p.counts and p.counts not in ask.counts:
+            return False  # 「培训2次」 for 「培训了多少名」
         counted = e.counted(p)
         if counted and not counted & (ask.bigrams | ask.terms) and not (chosen and p.counts in ask.counts):
             return False  # a count of something else the sentence mentions (法制审查1件 for 复议案件多少件)
