@@ -603,18 +603,11 @@ class Binder:
             if head and head not in named and "率" in fold(ask.search) + "".join(named):
                 continue  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says
             if (not words or label_fit(e.label(p), own) >= LABEL_FIT or e.measures_term(p, ask.term_names)
-                    or self._counts_as_named(e, p, ask, named) or self._loosely_labelled(e, p, ask, chosen)
+                    or self._loosely_labelled(e, p, ask, chosen)
                     or label_fit(e.label(p), words) >= LABEL_FIT and self._counts_what_is_asked(e, p, ask, named)):
                 if not self._asked_as_other_kind(e, p, ask, named):
                     return True
         return False
-
-    @staticmethod
-    def _counts_as_named(e: Evidence, p: Quantity, ask: Ask, named: set[str]) -> bool:
-        """A count that counts a thing the question names, in a measure word of the sort it asks
-        (「…法规内容开展培训2次」 for 「开展了几次…专题培训」): what a count counts is its label, whatever
-        words come before."""
-        return bool(p.counts) and p.counts in ask.counts and bool(e.counted(p) & named)
 
     @staticmethod
     def _counts_what_is_asked(e: Evidence, p: Quantity, ask: Ask, named: set[str]) -> bool:
