@@ -11,8 +11,9 @@ from rag.retrieval import route_question
 @pytest.mark.parametrize(("question", "terms"), [
     ("How many legal aid cases did Rongchang District accept in 2024?", ["法律援助案件", "受理"]),
     ("What was the direct correction rate of administrative reconsideration?", ["直接纠错率", "行政复议"]),
-    ("How many documents did the town draft and issue?", ["文件", "镇街", "起草", "印发"]),   # inflected forms
-    ("Which documents were drafted and issued?", ["文件", "起草", "印发"]),
+    ("How many documents did the town draft and issue?", ["文件", "镇街", "制文发文"]),  # the reports' phrase
+    ("Which regulations were drafted by the town?", ["起草", "镇街"]),                    # inflected forms
+    ("How many disputes were mediated?", ["纠纷", "调解"]),
     ("What is the weather like?", []),                                                     # nothing of the domain
 ])
 def test_english_phrases_become_the_reports_terms(question, terms):
