@@ -39,8 +39,8 @@ SENTENCE_FIT = 0.5        # weighted share of the question's bigrams a sentence 
 _YEAR = re.compile(r"(?<!\d)(20\d{2})\s*年")
 _SINCE = set("比较与跟从自")  # before a year that is compared with, not the one a figure is about
 _ENGLISH_YEAR = re.compile(r"\b(20\d{2})\b")
-_ENGLISH_SINCE = re.compile(r"\b(?:than|since|from|compared (?:with|to)|over|versus|vs\.?)\s+(?:the\s+)?(?:end\s+of\s+)?$",
-                            re.IGNORECASE)
+_ENGLISH_SINCE = re.compile(
+    r"\b(?:than|since|from|compared (?:with|to)|over|versus|vs\.?)\s+(?:the\s+)?(?:end\s+of\s+)?$", re.IGNORECASE)
 # Words that ask rather than name what is asked about.
 QUESTION_WORDS = (
     "多少", "哪些", "哪几", "哪个", "哪份", "哪一", "什么", "是否", "如何", "怎么", "怎样", "各有", "分别", "方面",
@@ -195,7 +195,7 @@ class Ask:
             kinds=kinds,
             counts={thing for m in _COUNTS_IN.finditer(folded) if (thing := counted_by(m.group(1) or m.group(2)))},
             wants_figure=bool(kinds) or asks_figure,
-            years=sorted({int(y) for y in _YEAR.findall(folded)} | {int(y) for y in re.findall(r"\b(20\d{2})\b", folded)}),
+            years=sorted({int(y) for y in _YEAR.findall(folded) + _ENGLISH_YEAR.findall(folded)}),
             districts=list(districts or find_districts(question)),
             comparison=comparison,
             wants_list=bool(_ASKS_LIST.search(folded)),
@@ -433,7 +433,8 @@ def _claimed_years(claim: str) -> set[int]:
     """The years a claim says its figures are of: 「2024年…履行率96%」 and "In 2024, … 96%" are about 2024;
     「比2023年增长」 and "up from 2023" name the year compared with."""
     if is_english(claim):
-        return {int(m.group(1)) for m in _ENGLISH_YEAR.finditer(claim) if not _ENGLISH_SINCE.search(claim, 0, m.start())}
+        return {int(m.group(1)) for m in _ENGLISH_YEAR.finditer(claim)
+                if not _ENGLISH_SINCE.search(claim, 0, m.start())}
     return {int(m.group(1)) for m in _YEAR.finditer(claim) if claim[max(0, m.start() - 1):m.start()] not in _SINCE}
 
 
@@ -563,9 +564,9 @@ class Binder:
         # A claim that repeats the question as its subject (「…专门张贴了“导引图”和“路线图”」) stands on
         # what it adds; the sentence must still share a word with the question.
         added = words - self.question_bigrams
-        asked = len(added) >= 2 and len(words & self.question_bigrams) >= 2
+        restates = len(added) >= 2 and len(words & self.question_bigrams) >= 2
         documents = [(e, content_bigrams(e.text + (e.meta.get(schema.SECTION) or ""))) for e in pool]
-        scored = [(max(share(words, doc), share(added, doc) if asked and doc & self.question_bigrams else 0.0),
+        scored = [(max(share(words, doc), share(added, doc) if restates and doc & self.question_bigrams else 0.0),
                    e.excerpt in preferred, e) for e, doc in documents]
         scored = [s for s in scored if s[0] >= TEXT_SUPPORT]
         if not scored:

@@ -32,7 +32,7 @@ UNITS: dict[str, tuple[str, ...]] = {
 KINDS = tuple(UNITS)
 # What a count's measure word says it counts: 326项 lists items, 326件 counts matters. 个 and the
 # measure words left out say nothing (「34个部门」, 「几个案件」).
-COUNTED_BY: dict[str, tuple[str, ...]] = {
+_COUNTED_BY: dict[str, tuple[str, ...]] = {
     "matter": ("件", "件次", "起", "宗", "例", "卷"),
     "person": ("人", "名", "位", "人次", "万人次", "余人"),
     "body": ("家", "所", "处", "座", "村"),
@@ -40,7 +40,7 @@ COUNTED_BY: dict[str, tuple[str, ...]] = {
     "event": ("次", "场", "场次", "期", "届", "轮", "堂", "节", "课", "批", "批次"),
     "item": ("项", "条", "类", "种", "份", "篇", "部", "本", "册", "套", "张"),
 }
-_COUNTED = {unit: thing for thing, units in COUNTED_BY.items() for unit in units}
+_COUNTED = {unit: thing for thing, units in _COUNTED_BY.items() for unit in units}
 _UNIT_KIND = {unit: kind for kind, units in UNITS.items() for unit in units}
 _UNIT_RE = "|".join(re.escape(u) for u in sorted(_UNIT_KIND, key=len, reverse=True))
 

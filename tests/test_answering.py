@@ -670,8 +670,8 @@ def test_an_english_claim_naming_a_year_is_not_bound_to_a_figure_of_another_year
     """"By 2025, … reduced … by 40%" cited to the 2026 plan's 「2026年力争…减少40%」: the English claim's
     year is read as a Chinese one's is, so the figure of the year asked is quoted instead."""
     texts = ["2025年行政检查减少25%。", "2026年力争行政检查再减少40%。"]
-    answer = _composed("By how much did Rongchang cut administrative inspections in 2025, and what share met the standards?",
-                       "By 2025, Rongchang reduced administrative inspections by 40%[2].", texts)
+    question = "By how much did Rongchang cut administrative inspections in 2025, and what share met the standards?"
+    answer = _composed(question, "By 2025, Rongchang reduced administrative inspections by 40%[2].", texts)
     assert "40%" not in answer.answer and "25%" in answer.answer, answer.answer
 
 
