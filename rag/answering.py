@@ -424,29 +424,22 @@ class Composer:
 
     def _missing_parts(self) -> str:
         """A part of a question the text left unanswered (「…多少家？…多大？」, 「…多少人？明年有什么
-        安排？」) gets the sentence that answers it, quoted. A part asking for words is answered by a
-        cited sentence that answers it; a bare heading answers none."""
+        安排？」) gets the sentence that answers it, quoted. A part asking for words is answered once
+        the sentence that best says it (never a bare heading) is cited."""
         out = []
         for part in self.ask.parts:
             if part.wants_list:
                 continue
-            if part.wants_figure:
-                if any(self.binder.answers(part, support, content_bigrams(claim), chosen=bool(claim))
-                       for support, claim in self.supports):
-                    continue
-            elif any(self._says(e, part) for e in self._cited):
+            if part.wants_figure and any(self.binder.answers(part, support, content_bigrams(claim), chosen=bool(claim))
+                                         for support, claim in self.supports):
                 continue
             best = max(((fit, e) for e in self.binder.evidence
                         if (fit := self.binder.qualifies(e, part, self.fallback.min_fit)) is not None
-                        and (part.wants_figure or self._says(e, part))),
+                        and (part.wants_figure or not e.is_heading)),
                        key=lambda x: x[0], default=None)
             if best is not None and best[1] not in self._cited:
                 out.append(self._show(f"\n「{best[1].text}」", _quoted(best[1]), ""))
         return "".join(out)
-
-    def _says(self, e: Evidence, part: Ask) -> bool:
-        """True when a sentence says what a part asking for words asks, not only its heading's words."""
-        return not e.is_heading and self.binder.qualifies(e, part, self.fallback.min_fit) is not None
 
     def _missing_districts(self) -> str:
         """A compared district the text left out gets its own best sentence, quoted."""

@@ -572,7 +572,11 @@ class Binder:
         if not scored:
             return None
         scored.sort(key=lambda s: (round(s[0], 1), s[1]), reverse=True)
-        return Support([scored[0][2]], [])
+        best = scored[0][2]
+        if (restates and not any(ask.wants_list for ask in self.ask.parts or [self.ask])
+                and share(added, content_bigrams(best.text)) < TEXT_SUPPORT):
+            return None  # what it adds is only the heading it cites (「…工作安排：三、2026年…工作思路」)
+        return Support([best], [])
 
     def answers_question(self, support: Support, claim: str = "") -> bool:
         """True when a bound figure answers the question or one of its parts (`answers`).

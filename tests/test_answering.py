@@ -706,3 +706,13 @@ def test_a_loosely_labelled_count_in_a_measure_word_of_another_sort_is_no_answer
     text = "重点针对行政处罚法等法律和地方性法规内容开展培训2次，强化执法人员对平台的应用。"
     assert _composed("大进镇2025年培训了多少名执法人员？", "报告中没有相关信息。", [text],
                      district="开州区大进镇", year=2025).refused
+
+
+def test_a_claim_adding_only_the_heading_it_cites_says_nothing():
+    """「2026年对调解工作的安排：三、2026年工作思路和目标举措」 adds to the question only the words of the
+    section it cites; the sentence under it that says the plan is quoted instead."""
+    text = "深化“枫桥经验”，推动调解工作提质增效。"
+    question = "荣昌区2024年调解了多少件纠纷？2026年对调解工作有什么安排？"
+    reply = "荣昌区2024年调解纠纷1.16万件[1]。2026年对调解工作的安排：三、2026年工作思路和目标举措[2]。"
+    answer = _composed(question, reply, ["2024年全年调解矛盾纠纷1.16万件。", text], section="三、2026年工作思路和目标举措")
+    assert "安排：三、" not in answer.answer and "枫桥经验" in answer.answer, answer.answer
