@@ -283,11 +283,6 @@ class Evidence:
                 return self.label(earlier[-1])
         return _nearest_bigrams(before, last=True), _nearest_bigrams(after, last=False)
 
-    def clause(self, q: Quantity) -> tuple[set[str], set[str]]:
-        """The bigrams of all the words a figure measures, before and after it, up to the nearest
-        punctuation (its label is only the nearest few)."""
-        return tuple(content_bigrams(words) for words in measured_words(self.text, self.quantities, q))
-
     def measures_term(self, q: Quantity, terms: tuple[str, ...]) -> bool:
         """True when a report term the question asks for in everyday words is written whole in what the
         figure measures (「轻微免罚1722件」 for 「不予处罚」 → 免罚; 「1190名行政执法人员的全员轮训」 for 「挨个
@@ -634,7 +629,7 @@ class Binder:
             return False
         own = len(set().union(*e.label(p)) & named)
         for q in e.quantities:
-            if q is p or q.kind in ask.kinds or q.kind in (p.kind, "date"):  # a year says when, not what
+            if q is p or q.kind in ask.kinds or q.kind == p.kind:
                 continue
             other = len(set().union(*e.label(q)) & named)
             if other >= max(2 * own, own + 2):
@@ -678,12 +673,11 @@ class Binder:
 
         A figure a writer `chosen` to answer with needs no such sentence: the model read the question
         and picked it (「网格员去群众家里走访的比例是97.3%」 for 「入户走访覆盖率达97.3%」), which is the
-        other signal; the words of its clause must still share one with the question (「借助“周一职工
-        夜校”开展专题学习活动26次」 for 「每周一…给职工上课…学了几次」), it must be the only figure of its
-        kind there whose clause does, and a count must count what the question names, by a word or
-        by its measure word (几次 ↔ 26次)."""
+        other signal; its label must still share a word with the question, be the only one of its
+        kind there that does, and a count must count what the question names (a measure word alone
+        does not say it: 「法制审查1件」 is no answer to 「多少件行政复议案件」)."""
         def anchored(q: Quantity) -> bool:
-            before, after = e.clause(q) if chosen else e.label(q)
+            before, after = e.label(q)
             return bool((before | after) & (ask.bigrams | ask.terms))
 
         if not anchored(p) or not chosen and self.fits(e, ask) < SENTENCE_FIT:
@@ -691,7 +685,7 @@ class Binder:
         if ask.counts and p.counts and p.counts not in ask.counts:
             return False  # 「培训2次」 for 「培训了多少名」
         counted = e.counted(p)
-        if counted and not counted & (ask.bigrams | ask.terms) and not (chosen and p.counts in ask.counts):
+        if counted and not counted & (ask.bigrams | ask.terms):
             return False  # a count of something else the sentence mentions (法制审查1件 for 复议案件多少件)
         return not any(q is not p and q.kind == p.kind and anchored(q) for q in e.quantities)
 
