@@ -430,8 +430,9 @@ class Composer:
         for part in self.ask.parts:
             if part.wants_list:
                 continue
-            if part.wants_figure and any(self.binder.answers(part, support, content_bigrams(claim), chosen=bool(claim))
-                                         for support, claim in self.supports):
+            if part.wants_figure and any(
+                    self.binder.answers(part, support, content_bigrams(claim), chosen=bool(claim))
+                    for support, claim in self.supports):
                 continue
             best = max(((fit, e) for e in self.binder.evidence
                         if (fit := self.binder.qualifies(e, part, self.fallback.min_fit)) is not None

@@ -87,12 +87,17 @@ _ENGLISH_PARTS = re.compile(
 _ASKS_LEVEL = re.compile(r"什么水平|什么目标|多高|多低")  # a figure, of the kind the part before asked
 
 
+def _carries_subject(c: str) -> bool:
+    """True for a Chinese character that is not a stop character."""
+    return bool(_CJK.match(c)) and c not in _STOP
+
+
 def content_bigrams(text: str, drop: tuple[str, ...] = ()) -> set[str]:
     """Two-character windows of the Chinese text (folded), skipping stop characters and `drop` words."""
     folded = fold(text)
     for word in drop:
         folded = folded.replace(fold(word), " ")
-    chars = [c if _CJK.match(c) and c not in _STOP else " " for c in folded]
+    chars = [c if _carries_subject(c) else " " for c in folded]
     return {a + b for a, b in zip(chars, chars[1:]) if a != " " and b != " "}
 
 
@@ -134,9 +139,9 @@ def _phrasing_words(path) -> tuple[tuple[str, tuple[str, ...], str], ...]:
     found = []
     for phrasing, term in paraphrases(path):
         words = {w for w in tokenize(phrasing) if len(w) >= 2 and w not in QUESTION_WORDS
-                 and any(_CJK.match(c) and c not in _STOP for c in w)}  # 挨个 names, though 个 alone would not
+                 and any(map(_carries_subject, w))}  # 挨个 names, though 个 alone would not
         covered = "".join(words)
-        whole = all(c in covered for c in phrasing if _CJK.match(c) and c not in _STOP)
+        whole = all(c in covered for c in phrasing if _carries_subject(c))
         found.append((phrasing, tuple(sorted(words)) if whole else (), term))
     return tuple(found)
 
@@ -438,7 +443,7 @@ def _nearest_bigrams(words: str, last: bool) -> set[str]:
     the words before it, the first of those after), never joined across a stop character: 「年末在册」
     holds no bigram 末册."""
     folded = fold(words)
-    at = [i for i, c in enumerate(folded) if _CJK.match(c) and c not in _STOP]
+    at = [i for i, c in enumerate(folded) if _carries_subject(c)]
     if not at:
         return set()
     return content_bigrams(folded[at[-_LABEL_CHARS:][0]:] if last else folded[: at[:_LABEL_CHARS][-1] + 1])
@@ -446,8 +451,8 @@ def _nearest_bigrams(words: str, last: bool) -> set[str]:
 
 def _subject_runs(words: str) -> list[str]:
     """The runs of two or more characters that carry a subject, in order."""
-    return [run for run in re.split(r"\s+", "".join(c if _CJK.match(c) and c not in _STOP else " "
-                                                    for c in fold(words))) if len(run) >= 2]
+    runs = "".join(c if _carries_subject(c) else " " for c in fold(words)).split()
+    return [run for run in runs if len(run) >= 2]
 
 
 def _content(words: str) -> str:
