@@ -85,6 +85,13 @@ _ENGLISH_PARTS = re.compile(
     r"[?;]\s*|,?\s+and\s+(?=(?:what|how|which|who|when|where|whether|did|does|do|is|are|was|were|has|have)\b)",
     re.IGNORECASE)
 _ASKS_LEVEL = re.compile(r"什么水平|什么目标|多高|多低")  # a figure, of the kind the part before asked
+# A question for how much a thing changed (「比上年增长了百分之多少」, 「变化有多大」, "by how much did … fall"),
+# not for the level it changed to (「提高到多少」).
+_ASKS_CHANGE = re.compile(
+    r"(?:增长|增加|增幅|增速|提高|提升|上升|下降|降低|减少|降幅|变化)(?![至到])[^，,。？?]{0,4}(?:多少|几|多大)"
+    r"|增长率|增幅|降幅|增速|\bby (?:how much|what (?:percentage|percent|share))\b|\bgrowth rate\b"
+    r"|\bhow much (?:did|has|have|was|were)\b.{0,60}\b(?:increase|grow|rise|fall|drop|decline|decrease|change)",
+    re.IGNORECASE)
 
 
 def _carries_subject(c: str) -> bool:
@@ -162,6 +169,7 @@ class Ask:
     comparison: bool = False
     wants_list: bool = False
     plan: bool = False                              # asks for a goal the report sets
+    change: bool = False                            # asks only how much a thing changed: a level is no answer
     borrowed: set[str] = field(default_factory=set)  # a part's words of the part it refers back to (labels only)
     english: bool = False
     parts: list["Ask"] = field(default_factory=list)  # the sub-questions of one that asks several things
@@ -205,6 +213,9 @@ class Ask:
             comparison=comparison,
             wants_list=bool(_ASKS_LIST.search(folded)),
             plan=bool(_ASKS_PLAN.search(folded)),
+            # 「受理多少件，同比增长多少」 asks a level as well
+            change=bool(_ASKS_CHANGE.search(folded) or _ASKS_DIRECTION.search(folded))
+            and len(_ASKS_SOME_FIGURE.findall(folded)) <= 1,
             english=english,
             parts=_read_parts(cls, _parts(question), districts, comparison),
         )
@@ -604,6 +615,8 @@ class Binder:
                 continue
             if ask.plan and not e.is_target(p):
                 continue  # a goal is asked: what was done is not it
+            if ask.change and not p.change:
+                continue  # 「增长了百分之多少」: how many there were is not how much that grew
             head = e.rate_head(p)
             if head and head not in named and "率" in fold(ask.search) + "".join(named):
                 continue  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says

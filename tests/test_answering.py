@@ -713,3 +713,15 @@ def test_a_claim_adding_only_the_heading_it_cites_says_nothing():
     reply = "荣昌区2024年调解纠纷1.16万件[1]。2026年对调解工作的安排：三、2026年工作思路和目标举措[2]。"
     answer = _composed(question, reply, ["2024年全年调解矛盾纠纷1.16万件。", text], section="三、2026年工作思路和目标举措")
     assert "安排：三、" not in answer.answer and "枫桥经验" in answer.answer, answer.answer
+
+
+@pytest.mark.parametrize("reply", ["", "公证案件同比增长1200件[1]。", "公证案件办理1200件，增长了1200件[1]。"])
+def test_a_question_for_a_change_is_not_answered_by_a_level(reply):
+    """「…比上年增长了百分之多少」 asks a change: a sentence that states only how many (and a rate of
+    another thing) does not answer it, whichever figure a writer picks (a near miss of kind)."""
+    texts = ["全年办理公证案件1200件，群众满意率达98%。"]
+    answer = _composed("荣昌区2024年公证案件数比上年增长了百分之几？", reply, texts, section="一、主要成效")
+    assert answer.refused, answer.answer
+    changed = _composed("荣昌区2024年公证案件数比上年增长了百分之几？", reply,
+                        ["全年办理公证案件1200件，同比增长12%，群众满意率达98%。"], section="一、主要成效")
+    assert not changed.refused and "12%" in changed.answer, changed.answer
