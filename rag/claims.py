@@ -743,13 +743,15 @@ class Binder:
             pool = self._report_items(file)
             parts: dict[str, list[Evidence]] = {}  # what names the part → its items
             for e in pool:
-                if e.lead_in and any(w in fold(e.lead_in) for w in wanted):
-                    parts.setdefault(e.lead_in, []).append(e)
+                # the outermost heading or lead-in naming the part: one under it that names it again
+                # (「三、下一步工作打算 > （一）锚定…目标。一是…」) is one of its items, reached by _descend
                 levels = (e.meta.get(schema.SECTION) or "").split(schema.SECTION_SEPARATOR)
-                for n, heading in enumerate(levels):
-                    if any(w in fold(heading) for w in wanted):
-                        scope = schema.SECTION_SEPARATOR.join(levels[: n + 1])
-                        parts.setdefault(scope, [x for x in pool if _within(x.meta.get(schema.SECTION) or "", scope)])
+                n = next((n for n, heading in enumerate(levels) if any(w in fold(heading) for w in wanted)), None)
+                if n is not None:
+                    scope = schema.SECTION_SEPARATOR.join(levels[: n + 1])
+                    parts.setdefault(scope, [x for x in pool if _within(x.meta.get(schema.SECTION) or "", scope)])
+                elif e.lead_in and any(w in fold(e.lead_in) for w in wanted):
+                    parts.setdefault(e.lead_in, []).append(e)
             named = {name: _top_level(items) for name, items in parts.items()}
             named = {name: leads for name, leads in named.items() if leads}
             if named:

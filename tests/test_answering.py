@@ -449,6 +449,15 @@ def test_a_list_question_gets_every_item_of_the_part_it_asks_for(question, items
     assert "开展执法人员轮训" not in answer.answer or "执法" in question  # no items of another part
 
 
+def test_an_item_of_the_plans_whose_heading_says_goal_is_not_the_part_asked_for():
+    """Under 「三、2025年工作打算」, 「（一）锚定普法队伍建设目标」 names a goal (a word of a plans part) too: it is
+    one of the plans, so 「在改进普法方面有哪些打算」 gets the items of the one it names, not of it."""
+    report = LIST_REPORT.replace("（一）加强执法队伍建设。", "（一）锚定普法队伍建设目标。")
+    answer = _list_answer("荣昌区在改进普法方式方面有哪些打算？", report=report)
+    assert "推行分众普法" in answer.answer and "建设法治阵地" in answer.answer, answer.answer
+    assert "开展执法人员轮训" not in answer.answer, answer.answer
+
+
 def test_a_sub_heading_that_only_repeats_its_parents_words_stands_for_its_items():
     """「三、工作思路、目标举措」 split into 「（一）工作思路」 and 「（二）目标举措」: the items are under them."""
     report = LIST_REPORT.replace(
