@@ -428,8 +428,8 @@ class Composer:
         the sentence that best says it (never a bare heading) is cited."""
         out = []
         for part in self.ask.parts:
-            if part.wants_list:
-                continue
+            if part.wants_list and self.binder.items(part):
+                continue  # its items are shown (_missing_items)
             if part.wants_figure and any(
                     self.binder.answers(part, support, content_bigrams(claim), chosen=bool(claim))
                     for support, claim in self.supports):

@@ -66,6 +66,9 @@ _COUNTS_IN = re.compile(r"(?:多少|几)(人次|件次|场次|批次|[件人家�
 _LIST_OF = r"(?:不足|不够|不到位|欠缺|差距|薄弱|问题|短板|打算|安排|举措|措施|方面|目标|任务|思路|计划|重点|做法)"
 _ASKS_LIST = re.compile(
     rf"(?:哪些|哪几)[^？?，,]{{0,12}}{_LIST_OF}|{_LIST_OF}[^？?，,]{{0,6}}(?:有哪些|有哪几|包括哪)"
+    # 「有什么打算」, 「存在什么问题」 (not 「定了什么目标」: one goal), 「怎么安排的」, 「分了哪几块」
+    r"|什么[^？?，,]{0,4}(?:不足|问题|短板|打算|安排|举措|措施|思路|计划)|(?:怎么|如何|怎样)(?:安排|打算|部署)"
+    r"|哪几(?:块|大块|个部分|部分)"
     r"|\bwhat (?:are|were) the (?:main )?(?:problems|shortcomings|plans|measures|tasks|priorities)\b",
     re.IGNORECASE,
 )
@@ -584,7 +587,7 @@ class Binder:
             return None
         scored.sort(key=lambda s: (round(s[0], 1), s[1]), reverse=True)
         best = scored[0][2]
-        if (restates and not any(ask.wants_list for ask in self.ask.parts or [self.ask])
+        if (restates and not any(ask.wants_list and self.items(ask) for ask in self.ask.parts or [self.ask])
                 and share(added, content_bigrams(best.text)) < TEXT_SUPPORT):
             return None  # what it adds is only the heading it cites (「…工作安排：三、2026年…工作思路」)
         return Support([best], [])

@@ -442,6 +442,9 @@ def _list_answer(question: str, reply: str = "", report: str = LIST_REPORT) -> A
     ("荣昌区2024年还有哪些地方做得不够？", ["基层执法力量薄弱", "普法针对性不强", "复议人员配备不足"]),
     ("荣昌区2025年有哪些工作打算？", ["加强执法队伍建设", "改进普法方式"]),
     ("荣昌区在改进普法方式方面有哪些打算？", ["推行分众普法", "建设法治阵地"]),  # the items of the one it names
+    ("荣昌区明年有什么打算？", ["加强执法队伍建设", "改进普法方式"]),
+    ("荣昌区2024年存在什么问题？", ["基层执法力量薄弱", "普法针对性不强", "复议人员配备不足"]),
+    ("荣昌区对2025年的工作是怎么安排的？分了哪几块？", ["加强执法队伍建设", "改进普法方式"]),
 ])
 def test_a_list_question_gets_every_item_of_the_part_it_asks_for(question, items):
     answer = _list_answer(question)
