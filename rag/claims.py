@@ -97,6 +97,11 @@ _ASKS_CHANGE = re.compile(
     re.IGNORECASE)
 
 
+# A name a question quotes: 「借“周一职工夜校”组织学法」, 《行政处罚法》.
+_QUOTED = re.compile(r"[“\"「『《]([^”\"」』》]{3,24})[”\"」』》]")
+_CLAUSE_END = re.compile(r"[，,；;。：:！!？?]")
+
+
 def _carries_subject(c: str) -> bool:
     """True for a Chinese character that is not a stop character."""
     return bool(_CJK.match(c)) and c not in _STOP
@@ -175,6 +180,7 @@ class Ask:
     change: bool = False                            # asks only how much a thing changed: a level is no answer
     borrowed: set[str] = field(default_factory=set)  # a part's words of the part it refers back to (labels only)
     english: bool = False
+    quoted: tuple[str, ...] = ()                    # the names it quotes (folded), which say what it is about
     parts: list["Ask"] = field(default_factory=list)  # the sub-questions of one that asks several things
 
     def year_ok(self, year: int) -> bool:
@@ -220,6 +226,7 @@ class Ask:
             change=bool(_ASKS_CHANGE.search(folded) or _ASKS_DIRECTION.search(folded))
             and len(_ASKS_SOME_FIGURE.findall(folded)) <= 1,
             english=english,
+            quoted=tuple(dict.fromkeys(_QUOTED.findall(folded))),
             parts=_read_parts(cls, _parts(question), districts, comparison),
         )
 
@@ -624,11 +631,25 @@ class Binder:
             if head and head not in named and "率" in fold(ask.search) + "".join(named):
                 continue  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says
             if (not words or label_fit(e.label(p), own) >= LABEL_FIT or e.measures_term(p, ask.term_names)
-                    or self._loosely_labelled(e, p, ask, chosen)
+                    or self._loosely_labelled(e, p, ask, chosen) or self._named_in_clause(e, p, ask)
                     or label_fit(e.label(p), words) >= LABEL_FIT and self._counts_what_is_asked(e, p, ask, named)):
                 if not self._asked_as_other_kind(e, p, ask, named):
                     return True
         return False
+
+    def _named_in_clause(self, e: Evidence, p: Quantity, ask: Ask) -> bool:
+        """A count in the clause of a name the question quotes (「借助“周一职工夜校”开展专题学习活动26次」
+        for 「借“周一职工夜校”组织干部学法…一年办了几次」): the quoted name says what the count is of,
+        in whatever words the question puts the rest. It must count the sort of thing the question's
+        measure word asks for (次: an event), and be the one such count in that clause."""
+        if p.kind != "count" or not ask.counts or p.counts not in ask.counts or not self.ask.quoted:
+            return False
+        folded = fold(e.text)
+        start = max((m.end() for m in _CLAUSE_END.finditer(folded, 0, p.start)), default=0)
+        end = next((m.start() for m in _CLAUSE_END.finditer(folded, p.end)), len(folded))
+        if not any(name in folded[start:end] for name in self.ask.quoted):
+            return False
+        return not any(q is not p and q.kind == "count" and start <= q.start < end for q in e.quantities)
 
     @staticmethod
     def _counts_what_is_asked(e: Evidence, p: Quantity, ask: Ask, named: set[str]) -> bool:
@@ -650,8 +671,8 @@ class Binder:
             return False
         own = len(set().union(*e.label(p)) & named)
         for q in e.quantities:
-            if q is p or q.kind in ask.kinds or q.kind == p.kind:
-                continue
+            if q is p or q.kind in ask.kinds or q.kind == p.kind or q.kind == "date":
+                continue  # a date says when, never how much of the subject
             other = len(set().union(*e.label(q)) & named)
             if other >= max(2 * own, own + 2):
                 return True

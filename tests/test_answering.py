@@ -175,7 +175,8 @@ def test_each_part_of_a_two_part_question_gets_its_evidence(seeded_pipeline):
 
 
 def _composed(question: str, reply: str, texts: list[str], district: str = "荣昌区", year: int = 2024,
-              section: str = "二、目标任务", districts: list[str] | None = None) -> Answer:
+              section: str = "二、目标任务", districts: list[str] | None = None,
+              comparison: bool | None = None) -> Answer:
     """The answer a reply becomes over the given excerpts (one report each, or all of `district`)."""
     from langchain_core.documents import Document
 
@@ -189,7 +190,8 @@ def _composed(question: str, reply: str, texts: list[str], district: str = "荣�
         meta = {"file": f"{d}.txt", "district": d, "year": year, "section": section, "header": "",
                 "start": 0, "end": len(text)}
         excerpts.append(Excerpt(Document(page_content=text, metadata=meta), 0, len(text), text, 1.0))
-    composer = Composer(Ask.read(question, comparison=bool(districts)), excerpts, "现有报告", ExtractiveAnswerer())
+    comparison = bool(districts) if comparison is None else comparison
+    composer = Composer(Ask.read(question, comparison=comparison), excerpts, "现有报告", ExtractiveAnswerer())
     shown = composer.feed(reply) + composer.finish()
     answer = composer.answer("local", "fake")
     assert answer.answer == shown.strip()
@@ -737,3 +739,23 @@ def test_a_question_for_a_change_is_not_answered_by_a_level(reply):
     changed = _composed("荣昌区2024年公证案件数比上年增长了百分之几？", reply,
                         ["全年办理公证案件1200件，同比增长12%，群众满意率达98%。"], section="一、主要成效")
     assert not changed.refused and "12%" in changed.answer, changed.answer
+
+
+def test_a_count_in_the_clause_of_a_name_the_question_quotes_answers_it():
+    """「办“法治夜话”…办了多少场」: the label (开展…专题讲座活动) shares no word with the question, but the
+    quoted name stands in the count's clause and 场 counts events, as 18场 does; a count of
+    another sort (多少份) is still no answer."""
+    text = "2025年依托“法治夜话”开展基层宣讲专题讲座活动18场，覆盖群众2000余人。"
+    answer = _composed("有个地方办“法治夜话”，一年办了多少场？", "", [text], district="开州区大进镇", year=2025)
+    assert not answer.refused and "18场" in answer.answer, answer.answer
+    other = _composed("有个地方办“法治夜话”，一年发了多少份材料？", "", [text], district="开州区大进镇", year=2025)
+    assert other.refused, other.answer
+
+
+def test_a_quoted_name_pins_the_report_a_question_naming_no_district_asks_about():
+    """Another report's sentence that answers the words of the question but not its quoted name is
+    not shown beside the one that writes the name."""
+    texts = ["组织干部学法12次，年度学法7部。", "依托“法治夜话”组织干部学法18场。"]
+    answer = _composed("哪里借“法治夜话”组织干部学法？一年学了几场？", "", texts,
+                       districts=["九龙坡区", "开州区大进镇"], comparison=False)
+    assert "18场" in answer.answer and "12次" not in answer.answer, answer.answer
