@@ -239,7 +239,7 @@ def _read_parts(cls, parts: list[str], districts, comparison: bool) -> list[Ask]
     asks: list[Ask] = []
     for part in parts:
         ask = cls.read(part, districts, comparison, search=" ".join([part, *chinese_terms(part)]))
-        if asks and _LEANS_ON_BEFORE.search(fold(part)):
+        if asks and (_LEANS_ON_BEFORE.search(fold(part)) or len(content_bigrams(part, QUESTION_WORDS)) < 2):
             before = asks[-1]
             ask.borrowed = before.bigrams | before.terms | before.borrowed
             if not ask.kinds and (ask.wants_figure or _ASKS_LEVEL.search(fold(part))):  # not 「其中有…吗」
@@ -255,8 +255,17 @@ def _parts(question: str) -> list[str]:
     if is_english(question):
         parts = [p for p in _ENGLISH_PARTS.split(question) if p and len(re.findall(r"[A-Za-z]{3,}", p)) >= 3]
     else:
-        parts = [p for p in re.split(r"[？?；;]", question) if len(content_bigrams(p, QUESTION_WORDS)) >= 2]
+        parts = [p for p in re.split(r"[？?；;]", question)
+                 if len(content_bigrams(p, QUESTION_WORDS)) >= 2 or _asks_on_its_own(p)]
     return parts if len(parts) > 1 else []
+
+
+def _asks_on_its_own(part: str) -> bool:
+    """True for a short part that asks a figure of what the part before names (「一年办了几次」,
+    「罚没的钱是多了还是少了」, 「变化有多大」): too few words of its own to be a question apart, it
+    is one all the same."""
+    folded = fold(part)
+    return any(p.search(folded) for p in (_ASKS_SOME_FIGURE, _ASKS_DIRECTION, _ASKS_CHANGE, _ASKS_LEVEL))
 
 
 @dataclass(eq=False)
@@ -781,8 +790,20 @@ class Binder:
             if named:
                 best = max(named, key=lambda name: (weighted_share(ask.bigrams, content_bigrams(name), self.weights),
                                                     -name.count(schema.SECTION_SEPARATOR)))
-                return self._remember(_unfold(pool, self._descend(ask, pool, named[best])))
+                leads = _unfold(pool, self._descend(ask, pool, named[best]))
+                if self._quoted_elsewhere(ask, leads, file):
+                    return []
+                return self._remember(leads)
         return []
+
+    def _quoted_elsewhere(self, ask: Ask, leads: list[Evidence], file: str) -> bool:
+        """True when the question quotes a name (「对“法律明白人”工作有什么安排」) that no item or its
+        heading writes and another sentence of the report does: that sentence says what is asked,
+        the part's whole list does not."""
+        def writes(e: Evidence) -> bool:
+            return any(name in fold(e.text + (e.meta.get(schema.SECTION) or "")) for name in ask.quoted)
+        return bool(ask.quoted) and not any(map(writes, leads)) and any(
+            writes(e) for e in self.evidence if e.meta[schema.FILE] == file)
 
     def _descend(self, ask: Ask, pool: list[Evidence], leads: list[Evidence]) -> list[Evidence]:
         """The items under the one item a question names, when it heads a part of its own (「目标举措有哪些」

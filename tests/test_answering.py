@@ -759,3 +759,23 @@ def test_a_quoted_name_pins_the_report_a_question_naming_no_district_asks_about(
     answer = _composed("哪里借“法治夜话”组织干部学法？一年学了几场？", "", texts,
                        districts=["九龙坡区", "开州区大进镇"], comparison=False)
     assert "18场" in answer.answer and "12次" not in answer.answer, answer.answer
+
+
+def test_a_list_question_quoting_a_name_no_item_writes_gets_the_sentence_that_does():
+    """「对“法治夜话”有什么打算」: no plan item names it, another sentence of the report does; that
+    sentence answers, not the whole list of plans."""
+    report = LIST_REPORT.replace("三是复议人员配备不足。\n",
+                                 "三是复议人员配备不足。\n“法治夜话”覆盖面还不够广，2025年将推广到全部村社。\n")
+    answer = _list_answer("荣昌区2025年对“法治夜话”有什么打算？", report=report)
+    assert "推广到全部村社" in answer.answer and "开展执法人员轮训" not in answer.answer, answer.answer
+
+
+def test_a_short_part_asking_a_figure_is_a_part_of_its_own():
+    """「…有多少件？罚没的钱是多了还是少了？」: the second part has one word of its own, yet asks
+    something (a change): it is answered by the figure its one word names, as a part."""
+    text = "大力规范涉企执法，实施首违不罚、轻微免罚1722件，纠治粗暴执法，行政罚没收入下降11%。"
+    answer = _composed("九龙坡区对企业首违不罚的有多少件？罚没的钱是多了还是少了？", "", [text],
+                       district="九龙坡区", year=2025)
+    assert "1722件" in answer.answer and "11%" in answer.answer, answer.answer
+    from rag.claims import Ask
+    assert len(Ask.read("大进镇借“周一夜校”组织学法？一年办了几次？").parts) == 2
