@@ -44,3 +44,36 @@ def test_everyday_phrasings_become_the_reports_terms(tmp_path, question, terms):
     table = tmp_path / "paraphrases.yaml"
     table.write_text(PARAPHRASES, encoding="utf-8")
     assert report_terms(question, table) == terms
+
+
+def test_the_shipped_paraphrase_table_keeps_its_rules():
+    """Every term is written in a bundled report (a term no report writes matches nothing), no
+    phrasing holds its own term or stands under two terms, and none is a lone generic word."""
+    from pathlib import Path
+
+    import yaml
+
+    from rag.glossary import PARAPHRASES
+    from rag.text import fold
+
+    reports = "".join(fold(p.read_text(encoding="utf-8")) for p in sorted(Path("seeds").glob("*.txt")))
+    table = yaml.safe_load(PARAPHRASES.read_text(encoding="utf-8"))
+    owner: dict[str, str] = {}
+    for term, phrasings in table.items():
+        assert fold(term) in reports, term
+        for phrasing in phrasings:
+            folded = fold(phrasing)
+            assert fold(term) not in folded and 2 <= len(folded) <= 10, (term, phrasing)
+            assert owner.setdefault(folded, term) == term, (phrasing, owner[folded], term)
+            assert folded not in {"工作", "情况", "比例", "人员", "法治", "建设", "问题", "案件", "数量"}, phrasing
+
+
+@pytest.mark.parametrize(("question", "term"), [
+    ("大进镇2025年下发了多少份公文？", "制文发文"),
+    ("九龙坡区罚款和没收的钱比上年是多了还是少了？", "罚没收入"),
+    ("对企业头一回违法的就不罚了，有多少件？", "首违不罚"),
+])
+def test_the_shipped_table_knows_everyday_wordings_of_the_reports_terms(question, term):
+    from rag.claims import report_terms
+
+    assert term in report_terms(question)
