@@ -415,7 +415,9 @@ class Composer:
         n = self._number(nearby)
         where = report_name(nearby.place, nearby.report_year)
         what = "所问的数据" if self.ask.wants_figure else "所问的内容"
-        if self.ask.years:  # 「2023年的数据」: the year asked, which the report searched may not be
+        if self.ask.years and not any(e.report_year in self.ask.years for e in self.binder.evidence):
+            # 「2023年的数据」: the year asked, which no report searched is of (when one is, the year is there
+            # and what is missing is the kind of figure asked)
             what = f"{'、'.join(map(str, self.ask.years))}年{what[2:]}"
         return (f"{NOT_FOUND}：在{self.searched}中没有找到{what}。相近的内容是{where}中的"
                 f"「{nearby.text}」[{n}]")

@@ -779,3 +779,11 @@ def test_a_short_part_asking_a_figure_is_a_part_of_its_own():
     assert "1722件" in answer.answer and "11%" in answer.answer, answer.answer
     from rag.claims import Ask
     assert len(Ask.read("大进镇借“周一夜校”组织学法？一年办了几次？").parts) == 2
+
+
+def test_a_refusal_names_the_year_missing_only_when_no_report_of_that_year_was_searched():
+    texts = ["全年受理法律援助案件991件。"]
+    kind = _composed("荣昌区2024年法律援助案件增长了百分之多少？", "", texts, year=2024)
+    assert kind.refused and "2024年的数据" not in kind.answer and "所问的数据" in kind.answer, kind.answer
+    year = _composed("荣昌区2023年受理了多少件法律援助案件？", "", texts, year=2024)
+    assert year.refused and "2023年的数据" in year.answer, year.answer
