@@ -170,12 +170,7 @@ class ExtractiveAnswerer:
             if not any(c.meta[schema.FILE] == e.meta[schema.FILE] and c.start < e.end and e.start < c.end
                        for c in chosen):  # a list item may overlap an excerpt's sentence
                 chosen.append(e)
-        # A name the question quotes (「借“周一职工夜校”…」) pins the report it asks about: another
-        # report's sentences, which do not write it, answer some other thing.
-        naming = {e.meta[schema.FILE] for e in chosen if any(name in fold(e.text) for name in ask.quoted)}
-        if naming and not ask.comparison:
-            chosen = [e for e in chosen if e.meta[schema.FILE] in naming]
-        return chosen
+        return [e for e in chosen if binder.in_pinned_report(e)]
 
 
 class LLMAnswerer:

@@ -533,17 +533,27 @@ class Binder:
         self.question_bigrams = ask.bigrams | ask.terms
         self._peer_words: dict[int, set[str]] = {}  # id(ask) -> see peer_words
         self._borrowing: dict[int, bool] = {}        # id(ask) -> see borrows
+        self._pinned: set[str] | None = None           # see in_pinned_report
 
     def bind(self, claim: str, markers: list[int]) -> Support | None:
         """The support of a claim (markers name prompt excerpts, 1-based), or None when nothing states it."""
         named = list(dict.fromkeys(mention_label(m) for m in district_mentions(claim)))
         pool = [e for e in self.evidence + self.outline
-                if not named or any(names_label(d, e.place) for d in named)]
+                if (not named or any(names_label(d, e.place) for d in named)) and self.in_pinned_report(e)]
         stated = [q for q in quantities(claim) if not self._context_figure(q)]
         preferred = {m - 1 for m in markers}
         if stated:
             return self._bind_figures(claim, stated, pool, preferred)
         return self._bind_text(claim, pool, preferred, named)
+
+    def in_pinned_report(self, e: Evidence) -> bool:
+        """False for a sentence of another report than those writing a name the question quotes
+        (「借“周一职工夜校”组织学法」): the name pins what is asked about, and a sentence elsewhere that
+        fits its other words answers some other thing. Comparisons are not pinned."""
+        if self._pinned is None:
+            self._pinned = set() if self.ask.comparison else {
+                e.meta[schema.FILE] for e in self.evidence if any(name in fold(e.text) for name in self.ask.quoted)}
+        return not self._pinned or e.meta[schema.FILE] in self._pinned
 
     def _context_figure(self, q: Quantity) -> bool:
         """A year the question or a report names (「荣昌区2024年…」, "(2024 report)") needs no sentence."""

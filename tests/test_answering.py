@@ -752,11 +752,12 @@ def test_a_count_in_the_clause_of_a_name_the_question_quotes_answers_it():
     assert other.refused, other.answer
 
 
-def test_a_quoted_name_pins_the_report_a_question_naming_no_district_asks_about():
+@pytest.mark.parametrize("reply", ["", "九龙坡区组织干部学法12次[1]。"])
+def test_a_quoted_name_pins_the_report_a_question_naming_no_district_asks_about(reply):
     """Another report's sentence that answers the words of the question but not its quoted name is
-    not shown beside the one that writes the name."""
+    not shown beside the one that writes the name, whoever picks it."""
     texts = ["组织干部学法12次，年度学法7部。", "依托“法治夜话”组织干部学法18场。"]
-    answer = _composed("哪里借“法治夜话”组织干部学法？一年学了几场？", "", texts,
+    answer = _composed("哪里借“法治夜话”组织干部学法？一年学了几场？", reply, texts,
                        districts=["九龙坡区", "开州区大进镇"], comparison=False)
     assert "18场" in answer.answer and "12次" not in answer.answer, answer.answer
 
