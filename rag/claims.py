@@ -45,7 +45,7 @@ _ENGLISH_SINCE = re.compile(
 QUESTION_WORDS = (
     "多少", "哪些", "哪几", "哪个", "哪份", "哪一", "什么", "是否", "如何", "怎么", "怎样", "各有", "分别", "方面",
     "做法", "情况", "报告", "主要", "具体", "请问", "目前", "提到", "指出", "相关", "有关", "介绍", "达到",
-    "一共", "总共", "共计", "几个", "几项", "几次", "多大", "多久", "最高", "最低", "最多", "最少", "之间",
+    "一共", "总共", "共计", "几个", "几项", "几次", "多大", "多久", "多快", "多长", "最高", "最低", "最多", "最少", "之间",
 )
 
 _ASKS = {
@@ -56,7 +56,7 @@ _ASKS = {
     ),
     "amount": re.compile(r"金额|多少钱|多少万元|多少元|资金|经费|\bhow much money\b|\bamount\b|\byuan\b"),
     "area": re.compile(r"面积|多大|平方米|\barea\b|square"),
-    "duration": re.compile(r"多长时间|多久|时长|天数|多少天|\bhow long\b"),
+    "duration": re.compile(r"多长时间|多久|多快|多长|时长|天数|多少天|几天|\bhow (?:long|quickly|fast)\b"),
     "date": re.compile(r"何时|什么时候|\bwhen\b"),  # 哪一年 asks the report's year, which every citation names
 }
 # The measure word a question counts in: 「多少件」, 「几场」, 「参训人数」.

@@ -788,3 +788,10 @@ def test_a_refusal_names_the_year_missing_only_when_no_report_of_that_year_was_s
     assert kind.refused and "2024年的数据" not in kind.answer and "所问的数据" in kind.answer, kind.answer
     year = _composed("荣昌区2023年受理了多少件法律援助案件？", "", texts, year=2024)
     assert year.refused and "2023年的数据" in year.answer, year.answer
+
+
+def test_how_quickly_asks_for_a_duration():
+    """「多快」 asks how long something takes: a count beside the duration is no answer to it."""
+    texts = ["复议案件平均办理时长缩短至30天，全年办理复议案件337件。"]
+    answer = _composed("荣昌区复议案件平均多快能办理完？", "全年办理复议案件337件[1]。", texts)
+    assert "337件[1]" not in answer.answer and "30天" in answer.answer, answer.answer
