@@ -140,24 +140,39 @@ def report_terms(question: str, path=None) -> list[str]:
     that between them hold every character of it that carries a subject (「当事人把申请复议当作第一选择」
     uses 「第一选择复议」): people put the words of a phrase in their own order. Words that only ask
     (多少) name nothing, and a phrasing with a character outside its words (「新申请的复议」: 新) is
-    used only whole."""
+    used only whole. Written whole allows what people slip into a phrase: characters that carry no
+    subject (「派到镇街的执法」 in 「派到镇街去的执法人员」), and one more character between two of a
+    phrasing of four or more that do, two at most in all."""
     folded = fold(question)
+    clauses = [_content(c) for c in re.split(r"[，,。？?！!；;、：:\s]", folded)]
     return list(dict.fromkeys(
-        term for phrasing, words, term in _phrasing_words(path or PARAPHRASES)
-        if term not in folded and (phrasing in folded or len(words) >= 2 and all(w in folded for w in words))))
+        term for phrasing, words, term, loose in _phrasing_words(path or PARAPHRASES)
+        if term not in folded and (phrasing in folded or len(words) >= 2 and all(w in folded for w in words)
+                                   or loose is not None and any(_slipped_in(loose, c) for c in clauses))))
+
+
+def _slipped_in(loose: tuple[re.Pattern, int], clause: str) -> bool:
+    """True when the phrasing's n characters that carry a subject stand in the clause in order, two
+    characters slipped in at most."""
+    pattern, n = loose
+    match = pattern.search(clause)
+    return bool(match) and len(match.group()) <= n + 2
 
 
 @lru_cache(maxsize=4)
 def _phrasing_words(path) -> tuple[tuple[str, tuple[str, ...], str], ...]:
-    """(phrasing, its naming words, term) of each line of the paraphrase table; no words when they
-    leave a character of the phrasing that carries a subject out."""
+    """(phrasing, its naming words, term, loose) of each line of the paraphrase table; no words when
+    they leave a character of the phrasing that carries a subject out; loose: a pattern of those
+    characters with one slipped in between any two, and their count (None under four)."""
     found = []
     for phrasing, term in paraphrases(path):
         words = {w for w in tokenize(phrasing) if len(w) >= 2 and w not in QUESTION_WORDS
                  and any(map(_carries_subject, w))}  # 挨个 names, though 个 alone would not
         covered = "".join(words)
         whole = all(c in covered for c in phrasing if _carries_subject(c))
-        found.append((phrasing, tuple(sorted(words)) if whole else (), term))
+        content = _content(phrasing)
+        loose = (re.compile(".?".join(map(re.escape, content))), len(content)) if len(content) >= 4 else None
+        found.append((phrasing, tuple(sorted(words)) if whole else (), term, loose))
     return tuple(found)
 
 

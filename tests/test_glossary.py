@@ -28,7 +28,8 @@ def test_an_english_question_is_searched_with_its_chinese_terms_and_districts():
     assert route.question.startswith("How many")  # answered in the question's own words
 
 
-PARAPHRASES = "复议首选率: [第一选择复议]\n新收: [新申请的复议]\n调解率: [复议和解比例]\n全员轮训: [挨个培训一遍]\n"
+PARAPHRASES = ("复议首选率: [第一选择复议]\n新收: [新申请的复议]\n调解率: [复议和解比例]\n全员轮训: [挨个培训一遍]\n"
+               "下沉执法力量: [派到镇街的执法]\n")
 
 
 @pytest.mark.parametrize(("question", "terms"), [
@@ -37,6 +38,8 @@ PARAPHRASES = "复议首选率: [第一选择复议]\n新收: [新申请的复�
     ("申请行政复议的有多少件？", []),        # 「新申请的复议」's 新 is not there: its other words do not stand for it
     ("复议首选率是多少？第一选择复议的比例呢？", []),                     # the term itself is written
     ("执法人员挨个培训了一遍，培训了多少人？", ["全员轮训"]),  # 挨个 names, though its 个 alone would not
+    ("从区级部门派到镇街去的执法人员有多少？", ["下沉执法力量"]),  # 去 slipped into the phrase
+    ("派人到镇街处理执法问题的有多少？", []),                      # more than one between 街 and 执
 ])
 def test_everyday_phrasings_become_the_reports_terms(tmp_path, question, terms):
     from rag.claims import report_terms
