@@ -664,7 +664,7 @@ class Binder:
             head = e.rate_head(p)
             if head and head not in named and "率" in fold(ask.search) + "".join(named):
                 continue  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says
-            if (not words or label_fit(e.label(p), own) >= LABEL_FIT or e.measures_term(p, ask.term_names)
+            if (not words or e.measures_term(p, ask.term_names)
                     or self._loosely_labelled(e, p, ask, chosen) or self._named_in_clause(e, p, ask)
                     or label_fit(e.label(p), words) >= LABEL_FIT and self._counts_what_is_asked(e, p, ask, named)):
                 if not self._asked_as_other_kind(e, p, ask, named):
@@ -687,10 +687,10 @@ class Binder:
 
     @staticmethod
     def _counts_what_is_asked(e: Evidence, p: Quantity, ask: Ask, named: set[str]) -> bool:
-        """For a figure whose label only the claim's words fit: True unless it is a count of another
-        sort of thing than the question's measure word says (「多少件来信」 answered by 「事项清单326项」
-        or 「12个部门」, the model having copied their label into its claim) and counts nothing the
-        question names."""
+        """For a figure whose label fits the question's or the claim's words: True unless it is a count
+        of another sort of thing than the question's measure word says and counts nothing the
+        question names: 「多少件来信」 is not answered by 「事项清单326项」 or 「12个部门」 (whose label the
+        model copied into its claim), nor 「行政复议案件有多少件」 by 「行政复议意见书3份」."""
         return not ask.counts or p.kind != "count" or p.counts in ask.counts or bool(e.counted(p) & named)
 
     @staticmethod

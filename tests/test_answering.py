@@ -795,3 +795,11 @@ def test_how_quickly_asks_for_a_duration():
     texts = ["复议案件平均办理时长缩短至30天，全年办理复议案件337件。"]
     answer = _composed("荣昌区复议案件平均多快能办理完？", "全年办理复议案件337件[1]。", texts)
     assert "337件[1]" not in answer.answer and "30天" in answer.answer, answer.answer
+
+
+@pytest.mark.parametrize("reply", ["", "荣昌区行政复议案件3份[1]。"])
+def test_a_count_of_another_sort_under_the_questions_words_is_no_answer(reply):
+    """「行政复议意见书3份」 shares 行政复议 with 「行政复议案件有多少件」, but counts documents (份), not
+    matters (件), and counts nothing the question names (意见书)."""
+    answer = _composed("荣昌区2024年行政复议案件有多少件？", reply, ["制发行政复议意见书3份，推动依法行政。"])
+    assert answer.refused, answer.answer
