@@ -88,6 +88,8 @@ _ENGLISH_PARTS = re.compile(
     r"[?;]\s*|,?\s+and\s+(?=(?:what|how|which|who|when|where|whether|did|does|do|is|are|was|were|has|have)\b)",
     re.IGNORECASE)
 _ASKS_LEVEL = re.compile(r"什么水平|什么目标|多高|多低")  # a figure, of the kind the part before asked
+# A question for a subset of a whole: 「行政复议案件中通过调解结案的有多少件」 (group 1 names the subset).
+_ASKS_SUBSET = re.compile(r"中[，,]?([^，,。？?的]{2,12})的(?:有|共有|一共有)?(?:多少|几)")
 # A question for how much a thing changed (「比上年增长了百分之多少」, 「变化有多大」, "by how much did … fall"),
 # not for the level it changed to (「提高到多少」).
 _ASKS_CHANGE = re.compile(
@@ -196,6 +198,7 @@ class Ask:
     borrowed: set[str] = field(default_factory=set)  # a part's words of the part it refers back to (labels only)
     english: bool = False
     quoted: tuple[str, ...] = ()                    # the names it quotes (folded), which say what it is about
+    subset: set[str] = field(default_factory=set)   # bigrams naming the part of a whole it asks for (调解结案)
     parts: list["Ask"] = field(default_factory=list)  # the sub-questions of one that asks several things
 
     def year_ok(self, year: int) -> bool:
@@ -242,6 +245,7 @@ class Ask:
             and len(_ASKS_SOME_FIGURE.findall(folded)) <= 1,
             english=english,
             quoted=tuple(dict.fromkeys(_QUOTED.findall(folded))),
+            subset={b for m in _ASKS_SUBSET.finditer(folded) for b in content_bigrams(m.group(1), QUESTION_WORDS)},
             parts=_read_parts(cls, _parts(question), districts, comparison),
         )
 
@@ -661,6 +665,8 @@ class Binder:
                 continue  # a goal is asked: what was done is not it
             if ask.change and not p.change:
                 continue  # 「增长了百分之多少」: how many there were is not how much that grew
+            if ask.subset and not ask.subset & content_bigrams(" ".join(measured_words(e.text, e.quantities, p))):
+                continue  # 「…案件中通过调解结案的有多少件」: all the cases are not those
             head = e.rate_head(p)
             if head and head not in named and "率" in fold(ask.search) + "".join(named):
                 continue  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says

@@ -803,3 +803,14 @@ def test_a_count_of_another_sort_under_the_questions_words_is_no_answer(reply):
     matters (件), and counts nothing the question names (意见书)."""
     answer = _composed("荣昌区2024年行政复议案件有多少件？", reply, ["制发行政复议意见书3份，推动依法行政。"])
     assert answer.refused, answer.answer
+
+
+@pytest.mark.parametrize(("question", "refused"), [
+    ("荣昌区2024年行政复议案件中以调解方式结案的有多少件？", True),   # the report gives all the cases only
+    ("荣昌区2024年行政复议案件中直接纠错的有多少件？", False),         # the part it names has its figure
+])
+def test_a_question_for_part_of_a_whole_is_not_answered_by_the_whole(question, refused):
+    texts = ["全年接收行政复议申请337件，审结283件，直接纠错58件。"]
+    answer = _composed(question, texts[0].replace("。", "[1]。"), texts)
+    assert answer.refused == refused, answer.answer
+    assert refused or "58件" in answer.answer
