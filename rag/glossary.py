@@ -25,7 +25,7 @@ PARAPHRASES = PROJECT_ROOT / "config" / "paraphrases.yaml"
 
 @lru_cache(maxsize=4)
 def _matcher(path: Path) -> tuple[re.Pattern, dict[str, str]]:
-    entries = {str(k).lower(): str(v) for k, v in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).items()}
+    entries = {_plain(str(k)): str(v) for k, v in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).items()}
     phrases = sorted(entries, key=len, reverse=True)
     stems = [re.escape(_stem(p)) for p in phrases]
     # a phrase matches in its inflected forms too: case/cases, draft/drafted, issue/issued/issuing
@@ -39,10 +39,16 @@ def _stem(phrase: str) -> str:
     return phrase[:-1] if phrase.endswith("e") and len(phrase) > 3 else phrase
 
 
+def _plain(text: str) -> str:
+    """English text lower-cased, hyphens as spaces and -ies as -y, as glossary phrases are matched:
+    "foreign-trade companies" is "foreign trade company"."""
+    return re.sub(r"(?<=[a-z]{2})ies\b", "y", text.lower().replace("-", " "))
+
+
 def chinese_terms(question: str, path: Path = GLOSSARY) -> list[str]:
     """The Chinese terms of the English phrases in question, in order, each once."""
     pattern, entries = _matcher(path)
-    terms = [entries[m.group(1).lower()] for m in pattern.finditer(question)]
+    terms = [entries[m.group(1).lower()] for m in pattern.finditer(_plain(question))]
     return list(dict.fromkeys(terms))
 
 

@@ -14,6 +14,7 @@ from rag.retrieval import route_question
     ("How many documents did the town draft and issue?", ["文件", "镇街", "制文发文"]),  # the reports' phrase
     ("Which regulations were drafted by the town?", ["起草", "镇街"]),                    # inflected forms
     ("How many disputes were mediated?", ["纠纷", "调解"]),
+    ("How many foreign-trade companies did it serve?", ["外资外贸企业"]),                   # hyphen, plural in -ies
     ("What is the weather like?", []),                                                     # nothing of the domain
 ])
 def test_english_phrases_become_the_reports_terms(question, terms):
