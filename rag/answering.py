@@ -320,7 +320,8 @@ class Composer:
         if support is None:
             self.grounded = False
             return ""
-        body = _as_written(body, support)
+        if not is_english(body):  # an English claim keeps its figures in English (118 cases, not 118件 cases)
+            body = _as_written(body, support)
         if self.ask.english and not is_english(body):  # an English question is answered in English:
             e = support.sentences[0]                      # the Chinese claim gives way to its quoted sentence
             quoted = f"{report_name(e.place, e.report_year, english=True)}: 「{e.text}」"

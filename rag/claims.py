@@ -478,6 +478,18 @@ def evidence_sentences(excerpts, chunks=()) -> list[Evidence]:
     return found
 
 
+def _names_another_thing(claim: str, q: Quantity, e: Evidence, p: Quantity) -> bool:
+    """For an English claim: True when the words right after its figure name a thing of the glossary
+    ("served 118 foreign-trade companies": 外资外贸企业) that the report's words around the figure do
+    not name (「办理涉外案件118件」): the figure is put on another thing than the one it counts."""
+    after = " ".join(re.split(r"[,.;:()\[\]]", claim[q.end:], maxsplit=1)[0].split()[:5])
+    terms = chinese_terms(after)
+    if not terms:
+        return False
+    measured = _content(" ".join(measured_words(e.text, e.quantities, p)))
+    return not any(_content(t) in measured or content_bigrams(t) & content_bigrams(measured) for t in terms)
+
+
 def _claimed_years(claim: str) -> set[int]:
     """The years a claim says its figures are of: 「2024年…履行率96%」 and "In 2024, … 96%" are about 2024;
     「比2023年增长」 and "up from 2023" name the year compared with."""
@@ -599,6 +611,8 @@ class Binder:
                         continue
                     if claimed_years and not claimed_years & e.years_of(p):
                         continue  # a 2025 goal stated as what 2024 achieved
+                    if self.ask.english and _names_another_thing(claim, q, e, p):
+                        continue
                     options.append((e.excerpt in preferred, fit, -order, e, p))
             if not options:
                 return None
