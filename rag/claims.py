@@ -280,11 +280,12 @@ def _parts(question: str) -> list[str]:
 
 
 def _asks_on_its_own(part: str) -> bool:
-    """True for a short part that asks a figure of what the part before names (「一年办了几次」,
-    「罚没的钱是多了还是少了」, 「变化有多大」): too few words of its own to be a question apart, it
-    is one all the same."""
+    """True for a short part that asks a kind of figure, or a change, of what the part before names
+    (「一年办了几次」, 「罚没的钱是多了还是少了」, 「变化有多大」): too few words of its own to be a
+    question apart, it is one all the same. 「具体是多少」 only asks for the figure the part before
+    asks about: it is that part's."""
     folded = fold(part)
-    return any(p.search(folded) for p in (_ASKS_SOME_FIGURE, _ASKS_DIRECTION, _ASKS_CHANGE, _ASKS_LEVEL))
+    return any(p.search(folded) for p in (*_ASKS.values(), _ASKS_DIRECTION, _ASKS_CHANGE))
 
 
 @dataclass(eq=False)

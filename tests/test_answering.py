@@ -780,6 +780,7 @@ def test_a_short_part_asking_a_figure_is_a_part_of_its_own():
     assert "1722件" in answer.answer and "11%" in answer.answer, answer.answer
     from rag.claims import Ask
     assert len(Ask.read("大进镇借“周一夜校”组织学法？一年办了几次？").parts) == 2
+    assert not Ask.read("哪个区的行政复议实质化解率最高？具体是多少？").parts  # the same figure, asked again
 
 
 def test_a_refusal_names_the_year_missing_only_when_no_report_of_that_year_was_searched():
