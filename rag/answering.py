@@ -277,7 +277,9 @@ class Composer:
         out = [self._claim(self.buffer)] if self.buffer.strip() else []
         self.buffer = ""
         if not self.answered or not self.shown and not self.held:
-            self.held.clear()
+            self.held.clear()  # and the place they named: the quotes that stand instead say it again
+            named = find_districts("".join(self.shown))
+            self._subject = named[-1] if named else ""
             out.append(self._fall_back())
         elif self.held:
             out.append(self._release())

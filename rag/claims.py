@@ -878,8 +878,9 @@ class Binder:
         question, states a figure that answers it), or None."""
         fit = self.fits(e, ask)
         if ask.wants_figure:  # the figure's own label speaks for the sentence: half the words will do,
-            # and none when it writes the report term the question asks for in its own words
+            # and none when it writes the report term the question asks for in its own words, or the
+            # name the question quotes in the figure's clause
             answering = [p for p in e.quantities if self.answers(ask, Support([e], [(p, e, p)]))]
-            named = any(e.measures_term(p, ask.term_names) for p in answering)
+            named = any(e.measures_term(p, ask.term_names) or self._named_in_clause(e, p, ask) for p in answering)
             return fit if answering and (not ask.bigrams or fit >= min_fit / 2 or named) else None
         return fit if not ask.bigrams or fit >= min_fit else None

@@ -828,3 +828,12 @@ def test_an_english_claim_putting_a_figure_on_another_thing_is_not_shown():
     right = _composed(question, "The alliance handled 118 foreign-related cases in 2025[1].", texts,
                       district="九龙坡区", year=2025)
     assert "118 foreign-related cases" in right.answer, right.answer
+
+
+def test_a_quote_standing_for_a_dropped_claim_says_whose_it_is():
+    """The reply 「开州区大进镇[1]」 names the place and answers nothing else; the quote that stands
+    instead must name the place again, the dropped claim having said it."""
+    texts = ["2025年依托“法治夜话”开展基层宣讲专题讲座活动18场。"]
+    answer = _composed("哪个地方借“法治夜话”给干部讲法？一年讲了几场？", "开州区大进镇[1]。", texts,
+                       districts=["开州区大进镇"], comparison=False)
+    assert "大进镇" in answer.answer and "18场" in answer.answer, answer.answer
