@@ -97,8 +97,6 @@ _ASKS_CHANGE = re.compile(
     r"|增长率|增幅|降幅|增速|\bby (?:how much|what (?:percentage|percent|share))\b|\bgrowth rate\b"
     r"|\bhow much (?:did|has|have|was|were)\b.{0,60}\b(?:increase|grow|rise|fall|drop|decline|decrease|change)",
     re.IGNORECASE)
-
-
 # A name a question quotes: 「借“周一职工夜校”组织学法」, 《行政处罚法》.
 _QUOTED = re.compile(r"[“\"「『《]([^”\"」』》]{3,24})[”\"」』》]")
 _CLAUSE_END = re.compile(r"[，,；;。：:！!？?]")
@@ -162,7 +160,7 @@ def _slipped_in(loose: tuple[re.Pattern, int], clause: str) -> bool:
 
 
 @lru_cache(maxsize=4)
-def _phrasing_words(path) -> tuple[tuple[str, tuple[str, ...], str], ...]:
+def _phrasing_words(path) -> tuple[tuple[str, tuple[str, ...], str, tuple[re.Pattern, int] | None], ...]:
     """(phrasing, its naming words, term, loose) of each line of the paraphrase table; no words when
     they leave a character of the phrasing that carries a subject out; loose: a pattern of those
     characters with one slipped in between any two, and their count (None under four)."""
@@ -200,6 +198,11 @@ class Ask:
     quoted: tuple[str, ...] = ()                    # the names it quotes (folded), which say what it is about
     subset: set[str] = field(default_factory=set)   # bigrams naming the part of a whole it asks for (调解结案)
     parts: list["Ask"] = field(default_factory=list)  # the sub-questions of one that asks several things
+
+    def writes_quoted(self, text: str) -> bool:
+        """True when text writes a name the question quotes."""
+        folded = fold(text)
+        return any(name in folded for name in self.quoted)
 
     def year_ok(self, year: int) -> bool:
         """True when the question (or one of its parts) asks about that year, or names none."""
@@ -584,7 +587,7 @@ class Binder:
         fits its other words answers some other thing. Comparisons are not pinned."""
         if self._pinned is None:
             self._pinned = set() if self.ask.comparison else {
-                e.meta[schema.FILE] for e in self.evidence if any(name in fold(e.text) for name in self.ask.quoted)}
+                e.meta[schema.FILE] for e in self.evidence if self.ask.writes_quoted(e.text)}
         return not self._pinned or e.meta[schema.FILE] in self._pinned
 
     def _context_figure(self, q: Quantity) -> bool:
@@ -702,7 +705,7 @@ class Binder:
         folded = fold(e.text)
         start = max((m.end() for m in _CLAUSE_END.finditer(folded, 0, p.start)), default=0)
         end = next((m.start() for m in _CLAUSE_END.finditer(folded, p.end)), len(folded))
-        if not any(name in folded[start:end] for name in self.ask.quoted):
+        if not self.ask.writes_quoted(folded[start:end]):
             return False
         return not any(q is not p and q.kind == "count" and start <= q.start < end for q in e.quantities)
 
@@ -846,10 +849,9 @@ class Binder:
         """True when the question quotes a name (「对“法律明白人”工作有什么安排」) that no item or its
         heading writes and another sentence of the report does: that sentence says what is asked,
         the part's whole list does not."""
-        def writes(e: Evidence) -> bool:
-            return any(name in fold(e.text + (e.meta.get(schema.SECTION) or "")) for name in ask.quoted)
-        return bool(ask.quoted) and not any(map(writes, leads)) and any(
-            writes(e) for e in self.evidence if e.meta[schema.FILE] == file)
+        return bool(ask.quoted) and not any(ask.writes_quoted(e.text + (e.meta.get(schema.SECTION) or ""))
+                                            for e in leads) and any(
+            ask.writes_quoted(e.text) for e in self.evidence if e.meta[schema.FILE] == file)
 
     def _descend(self, ask: Ask, pool: list[Evidence], leads: list[Evidence]) -> list[Evidence]:
         """The items under the one item a question names, when it heads a part of its own (「目标举措有哪些」

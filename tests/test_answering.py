@@ -820,7 +820,8 @@ def test_a_question_for_part_of_a_whole_is_not_answered_by_the_whole(question, r
 def test_an_english_claim_putting_a_figure_on_another_thing_is_not_shown():
     """"served 118 foreign-trade companies" for a sentence whose 118 counts cases: the words after the
     figure name a thing the report's words around it do not."""
-    question = "How many foreign-related cases did Jiulongpo's alliance handle in 2025, and how many foreign-trade companies did it serve?"
+    question = ("How many foreign-related cases did Jiulongpo's alliance handle in 2025, and how many foreign-trade "
+                "companies did it serve?")
     texts = ["涉外法律服务联盟全年办理涉外案件118件，服务外资外贸企业36家。"]
     wrong = _composed(question, "The alliance served 118 foreign-trade companies in 2025[1].", texts,
                       district="九龙坡区", year=2025)
