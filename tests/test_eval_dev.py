@@ -28,6 +28,7 @@ EVAL = PROJECT_ROOT / "eval"
     (EVAL / "gold" / "holdout4.jsonl", EVAL / "floors_holdout4.json", 40),
     (EVAL / "gold" / "holdout5.jsonl", EVAL / "floors_holdout.json", 40),
     (EVAL / "gold" / "holdout6.jsonl", EVAL / "floors_holdout.json", 40),
+    (EVAL / "gold" / "holdout7.jsonl", EVAL / "floors_holdout.json", 40),
     (EVAL / "gold" / "aggregate.jsonl", EVAL / "floors_aggregate.json", 24),
 ])
 def test_gold_set_meets_its_floors(real_pipeline, tmp_path, gold, floors, questions):
