@@ -494,6 +494,12 @@ def _names_another_thing(claim: str, q: Quantity, e: Evidence, p: Quantity) -> b
     return not any(_content(t) in measured or content_bigrams(t) & content_bigrams(measured) for t in terms)
 
 
+def _anchored(e: Evidence, q: Quantity, words: set[str]) -> bool:
+    """True when the label of figure q shares a word with words."""
+    before, after = e.label(q)
+    return bool((before | after) & words)
+
+
 def _claimed_years(claim: str) -> set[int]:
     """The years a claim says its figures are of: 「2024年…履行率96%」 and "In 2024, … 96%" are about 2024;
     「比2023年增长」 and "up from 2023" name the year compared with."""
@@ -690,7 +696,9 @@ class Binder:
                 continue  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says
             if (not words or e.measures_term(p, ask.term_names)
                     or self._loosely_labelled(e, p, ask, chosen) or self._named_in_clause(e, p, ask)
-                    or label_fit(e.label(p), words) >= LABEL_FIT and self._counts_what_is_asked(e, p, ask, named)):
+                    or label_fit(e.label(p), words) >= LABEL_FIT and self._counts_what_is_asked(e, p, ask, named)
+                    # a claim lends its words only to a label naming something the question asks about
+                    and (not claim_words or not own or not any(e.label(p)) or _anchored(e, p, own))):
                 if not self._asked_as_other_kind(e, p, ask, named):
                     return True
         return False
@@ -777,8 +785,7 @@ class Binder:
         kind there that does, and a count must count what the question names (a measure word alone
         does not say it: 「法制审查1件」 is no answer to 「多少件行政复议案件」)."""
         def anchored(q: Quantity) -> bool:
-            before, after = e.label(q)
-            return bool((before | after) & (ask.bigrams | ask.terms))
+            return _anchored(e, q, ask.bigrams | ask.terms)
 
         if not anchored(p) or not chosen and self.fits(e, ask) < SENTENCE_FIT:
             return False

@@ -838,3 +838,11 @@ def test_a_quote_standing_for_a_dropped_claim_says_whose_it_is():
     answer = _composed("哪个地方借“法治夜话”给干部讲法？一年讲了几场？", "开州区大进镇[1]。", texts,
                        districts=["开州区大进镇"], comparison=False)
     assert "大进镇" in answer.answer and "18场" in answer.answer, answer.answer
+
+
+def test_a_claim_lends_its_words_only_to_a_label_naming_something_asked():
+    """「政府信息公开申请有多少件」: the reply copies the label of 「受理问题线索9436件」 into its claim, and
+    the count is of matters, as asked; but the label names nothing the question asks about."""
+    answer = _composed("荣昌区2024年政府信息公开申请有多少件？", "全年受理问题线索9436件[1]。",
+                       ["“民呼我为”平台全年受理问题线索9436件。"])
+    assert answer.refused, answer.answer
