@@ -429,8 +429,9 @@ class Composer:
 
     def _missing_parts(self) -> str:
         """A part of a question the text left unanswered (「…多少家？…多大？」, 「…多少人？明年有什么
-        安排？」) gets the sentence that answers it, quoted. A part asking for words is answered once
-        the sentence that best says it (never a bare heading) is cited."""
+        安排？」) gets the sentence that answers it, quoted, even when a claim already cites it for
+        another of its figures. A part asking for words is answered once the sentence that best says
+        it (never a bare heading) is cited."""
         out = []
         for part in self.ask.parts:
             if part.wants_list and self.binder.items(part):
@@ -443,7 +444,7 @@ class Composer:
                         if (fit := self.binder.qualifies(e, part, self.fallback.min_fit)) is not None
                         and (part.wants_figure or not e.is_heading)),
                        key=lambda x: x[0], default=None)
-            if best is not None and best[1] not in self._cited:
+            if best is not None and (part.wants_figure or best[1] not in self._cited):
                 out.append(self._show(f"\n「{best[1].text}」", _quoted(best[1]), ""))
         return "".join(out)
 

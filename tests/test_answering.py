@@ -846,3 +846,11 @@ def test_a_claim_lends_its_words_only_to_a_label_naming_something_asked():
     answer = _composed("荣昌区2024年政府信息公开申请有多少件？", "全年受理问题线索9436件[1]。",
                        ["“民呼我为”平台全年受理问题线索9436件。"])
     assert answer.refused, answer.answer
+
+
+def test_a_figure_part_is_answered_even_when_its_sentence_is_cited_for_another_figure():
+    """The reply gives the count and cites the sentence that also holds the rate the second part
+    asks for: that sentence is quoted, or the rate would never be shown."""
+    answer = _composed("荣昌区2024年接收行政复议申请多少件？审结率是多少？", "全年接收申请337件[1]。",
+                       ["全年接收行政复议申请337件，审结率为85.29%。"])
+    assert "337件" in answer.answer and "85.29%" in answer.answer, answer.answer
