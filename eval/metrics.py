@@ -233,12 +233,14 @@ def district_agrees(named: str, cited: str) -> bool:
 
 
 def clause_districts(answer: str, citations: list[dict]) -> list[ClauseCheck]:
-    """A check of each segment that names a district and is closed by markers: ok when every
-    marker's citation is of a district the segment names (a marker without a citation is not)."""
+    """A check of each segment that names a district in its own words and is closed by markers: ok
+    when every marker's citation is of a district the segment names (a marker without a citation is
+    not). A 「quote」 is the report's words: a place it mentions (成都市武侯区 in 沙坪坝区's sentence)
+    is not the writer's."""
     district_of = {c["n"]: c["district"] for c in citations}
     checks = []
     for segment, numbers in marker_segments(answer):
-        named = find_districts(segment)
+        named = find_districts(re.sub(r"「[^」]*」", "", segment))
         if not named or not numbers:
             continue
         cited = [(n, district_of.get(n)) for n in numbers]

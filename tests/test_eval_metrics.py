@@ -327,6 +327,9 @@ def test_figure_precision_needs_the_quote_of_the_markers_closing_the_figure(text
         ("九龙坡区和沙坪坝区都设立了服务站[1][2]。", {1: "九龙坡区", 2: "梁平区"}, [False]),
         ("沙坪坝区调解1.16万件[3]。", {1: "沙坪坝区"}, [False]),                           # marker without a passage
         ("调解1.16万件[1]。沙坪坝区还建成中心。", {1: "梁平区"}, []),                      # no district before [1]
+        ("「与成都市武侯区司法局签署备忘录。」[1]", {1: "沙坪坝区"}, []),               # the report's words, quoted
+        ("沙坪坝区：「与成都市武侯区司法局签署备忘录。」[1]", {1: "沙坪坝区"}, [True]),
+        ("梁平区：「与成都市武侯区司法局签署备忘录。」[1]", {1: "沙坪坝区"}, [False]),
     ],
 )
 def test_clause_districts_every_marker_cites_a_district_the_clause_names(text, districts, oks):
