@@ -313,6 +313,10 @@ class Composer:
             support = self.binder.bind("", markers)  # bare markers stand for their sentences' words
             if support is None:
                 return ""
+            named = find_districts(body)  # 「沙坪坝区多[2]」 stands only on 沙坪坝区's sentences
+            if named and not all(any(names_label(d, e.place) for d in named) for e in support.sentences):
+                self.grounded = False
+                return ""
             if not self._answered_by_marked(support):
                 self.grounded = False  # a claim was dropped
                 return ""

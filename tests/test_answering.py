@@ -854,3 +854,12 @@ def test_a_figure_part_is_answered_even_when_its_sentence_is_cited_for_another_f
     answer = _composed("荣昌区2024年接收行政复议申请多少件？审结率是多少？", "全年接收申请337件[1]。",
                        ["全年接收行政复议申请337件，审结率为85.29%。"])
     assert "337件" in answer.answer and "85.29%" in answer.answer, answer.answer
+
+
+def test_a_district_with_bare_markers_stands_only_on_that_districts_sentences():
+    """「沙坪坝区多[2]」 with [2] a 荣昌区 sentence: a clause about one district never quotes another's."""
+    texts = ["全年受理法律援助案件660件。", "全年受理各类法律援助案件991件。"]
+    answer = _composed("沙坪坝区和荣昌区各受理了多少件法律援助案件？哪个区多？",
+                       "沙坪坝区受理660件[1]，荣昌区受理991件[2]。沙坪坝区多[2]。", texts,
+                       districts=["沙坪坝区", "荣昌区"])
+    assert "沙坪坝区多" not in answer.answer, answer.answer
