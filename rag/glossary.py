@@ -23,15 +23,25 @@ GLOSSARY = PROJECT_ROOT / "config" / "glossary.yaml"
 PARAPHRASES = PROJECT_ROOT / "config" / "paraphrases.yaml"
 
 
+# The particles of English phrasal verbs that may stand apart from their verb ("sent the staff down").
+_PARTICLES = ("down", "up", "over", "back", "out", "off")
+
+
 @lru_cache(maxsize=4)
-def _matcher(path: Path) -> tuple[re.Pattern, dict[str, str]]:
+def _matcher(path: Path) -> tuple[re.Pattern, dict[str, str], tuple[tuple[re.Pattern, str], ...]]:
+    """The glossary's phrases as one pattern, their terms by stem, and a pattern for each phrasal verb
+    parted by what it acts on: "sent the most law enforcement staff down" is "sent down"."""
     entries = {_plain(str(k)): str(v) for k, v in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).items()}
     phrases = sorted(entries, key=len, reverse=True)
     stems = [re.escape(_stem(p)) for p in phrases]
     # a phrase matches in its inflected forms too: case/cases, draft/drafted, issue/issued/issuing
     pattern = re.compile(r"\b(" + "|".join(stems) + r")(?:e?s|e?d|ing|e)?\b", re.IGNORECASE)
+    parted = tuple(
+        (re.compile(rf"\b{re.escape(verb)}(?:e?s|e?d|ing)?(?:\s+[a-z]+){{1,6}}?\s+{particle}\b"), term)
+        for phrase, term in entries.items() if len(words := phrase.split()) == 2 and words[1] in _PARTICLES
+        for verb, particle in [words])
     entries = {_stem(k): v for k, v in entries.items()}
-    return pattern, entries
+    return pattern, entries, parted
 
 
 def _stem(phrase: str) -> str:
@@ -47,9 +57,11 @@ def _plain(text: str) -> str:
 
 def chinese_terms(question: str, path: Path = GLOSSARY) -> list[str]:
     """The Chinese terms of the English phrases in question, in order, each once."""
-    pattern, entries = _matcher(path)
-    terms = [entries[m.group(1).lower()] for m in pattern.finditer(_plain(question))]
-    return list(dict.fromkeys(terms))
+    pattern, entries, parted = _matcher(path)
+    plain = _plain(question)
+    found = [(m.start(), entries[m.group(1).lower()]) for m in pattern.finditer(plain)]
+    found += [(m.start(), term) for verb, term in parted if (m := verb.search(plain))]
+    return list(dict.fromkeys(term for _, term in sorted(found)))
 
 
 @lru_cache(maxsize=4)

@@ -15,6 +15,9 @@ from rag.retrieval import route_question
     ("Which regulations were drafted by the town?", ["起草", "镇街"]),                    # inflected forms
     ("How many disputes were mediated?", ["纠纷", "调解"]),
     ("How many foreign-trade companies did it serve?", ["外资外贸企业"]),                   # hyphen, plural in -ies
+    # a verb and its particle parted by what they act on ("sent … down" is "sent down")
+    ("Which district sent the most law enforcement staff down to the towns?", ["下沉", "执法人员", "镇街"]),
+    ("How many rules were cleaned up?", ["清理"]),
     ("What is the weather like?", []),                                                     # nothing of the domain
 ])
 def test_english_phrases_become_the_reports_terms(question, terms):
