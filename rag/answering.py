@@ -42,6 +42,8 @@ _CLAIM_END = re.compile(r"(?:\s*\[\d{1,3}\])+[，,、；;。！？!?.]*\s*|[。�
 # Prompt scaffolding a small model may echo: excerpt headers, 资料：/问题：/回答： labels.
 _HEADER = re.compile(r"〔[^〕]*〕")
 _SCAFFOLD = re.compile(r"^\s*(?:资料|问题|回答|Question|Answer|Context)\s*[：:]", re.IGNORECASE)
+# A clause that asks (「大家对办理结果满不满意」, 「一共有多少件」): the question written back, not a claim.
+_ASKING = re.compile(r"多少|是否|有没有|([\u4e00-\u9fff])不\1|什么|哪[些个几一里]|吗$")
 _LEAD_PUNCT = re.compile(r"^[\s，,、；;：:。]+")
 
 SYSTEM_PROMPT = """你是“法治政府建设报告”问答助手。只根据用户给出的资料回答问题，简短准确。
@@ -303,6 +305,11 @@ class Composer:
             return self._show_connective(tail)
         if _SCAFFOLD.match(body) or (self.ask.english and self.ask.question.strip() in body):
             return ""  # the prompt echoed back
+        if not self.ask.english:
+            body = "".join(c for c in re.split(r"(?<=[，,；;])", body) if not _ASKING.search(c.rstrip("，,；;")))
+            body = body.rstrip("，,；;")
+            if not body.strip() and not markers:
+                return ""
         if _REFUSAL.search(body) and len(body) < 60:
             self.model_refused = True
             return ""
@@ -375,8 +382,9 @@ class Composer:
         return self._numbers[key]
 
     def _with_subject(self, body: str, support: Support) -> str:
-        """A claim about a district the question did not name says whose figure it is."""
-        named = find_districts(body)
+        """A claim about a district the question did not name says whose figure it is, in the answer's
+        own words: a name inside a quoted sentence (「“沙区司法”抖音号」) does not tell a reader whose."""
+        named = find_districts(re.sub(r"「[^」]*」", "", body))
         if named:
             self._subject = named[-1]
             return body

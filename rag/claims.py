@@ -49,7 +49,8 @@ QUESTION_WORDS = (
 )
 
 _ASKS = {
-    "rate": re.compile(r"率|比例|占比|百分比|百分之|\bpercent|\brates?\b|\bshare\b|\bproportion|\bratio"),
+    "rate": re.compile(r"率|比例|占比|百分比|百分之|满意度|满意程度|满不满意|知晓度|认可度|\bpercent|\brates?\b|\bshare\b"
+                       r"|\bproportion|\bratio|\bsatisfaction\b"),
     "count": re.compile(
         r"(?:多少|几)(?:个|件|人|家|次|名|项|起|条|场|份|所|处|批|期|届|户|卷|篇|部|支|座|套|位|例|宗)(?!方面|领域|部分|类)"
         r"|数量|人数|件数|次数|家数|个数|\bhow many\b|\bnumber of\b"
@@ -59,6 +60,9 @@ _ASKS = {
     "duration": re.compile(r"多长时间|多久|多快|多长|时长|天数|多少天|几天|\bhow (?:long|quickly|fast)\b"),
     "date": re.compile(r"何时|什么时候|\bwhen\b"),  # 哪一年 asks the report's year, which every citation names
 }
+# What an asked rate measures, by the two characters before its 率 or degree noun: 纠错 of 「直接纠错率」,
+# 满意 of 「受援人满意度」.
+_MEASURE = re.compile(r"([\u4e00-\u9fff]{2})率|(满意|知晓|认可)(?:程?度)|(满意)(?=[？?]|$)")
 # The measure word a question counts in: 「多少件」, 「几场」, 「参训人数」.
 _COUNTS_IN = re.compile(r"(?:多少|几)(人次|件次|场次|批次|[件人家次名项起条场份所处批期届户卷篇部座套位例宗])"
                         r"(?!方面|领域|部分|类)|([人件次家户])数")
@@ -199,6 +203,7 @@ class Ask:
     english: bool = False
     quoted: tuple[str, ...] = ()                    # the names it quotes (folded), which say what it is about
     subset: set[str] = field(default_factory=set)   # bigrams naming the part of a whole it asks for (调解结案)
+    measures: set[str] = field(default_factory=set)  # what the rates it names measure (纠错, 满意)
     parts: list["Ask"] = field(default_factory=list)  # the sub-questions of one that asks several things
 
     def writes_quoted(self, text: str) -> bool:
@@ -251,6 +256,8 @@ class Ask:
             english=english,
             quoted=tuple(dict.fromkeys(_QUOTED.findall(folded))),
             subset={b for m in _ASKS_SUBSET.finditer(folded) for b in content_bigrams(m.group(1), QUESTION_WORDS)},
+            measures={m for match in _MEASURE.finditer(fold(search) if english else folded)
+                      if (m := next(g for g in match.groups() if g)) and all(map(_carries_subject, m))},
             parts=_read_parts(cls, _parts(question), districts, comparison),
         )
 
@@ -683,27 +690,54 @@ class Binder:
         own = named | (self.peer_words(ask) if peers and ask.comparison else set())
         words = own | claim_words
         for _, e, p in support.figures:
-            if ask.kinds and p.kind not in ask.kinds and p.kind != "number":
+            if not self._of_asked_sort(e, p, ask, named):
                 continue
-            if ask.years and not e.years_of(p) & set(ask.years):
-                continue
-            if ask.plan and not e.is_target(p):
-                continue  # a goal is asked: what was done is not it
-            if ask.change and not p.change:
-                continue  # 「增长了百分之多少」: how many there were is not how much that grew
-            if ask.subset and not ask.subset & content_bigrams(" ".join(measured_words(e.text, e.quantities, p))):
-                continue  # 「…案件中通过调解结案的有多少件」: all the cases are not those
-            head = e.rate_head(p)
-            if head and head not in named and "率" in fold(ask.search) + "".join(named):
-                continue  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says
             if (not words or e.measures_term(p, ask.term_names)
+                    or p.kind == "rate" and ask.measures and self._measures_asked(e, p, ask)  # 综合满意率 for 满意度
                     or self._loosely_labelled(e, p, ask, chosen) or self._named_in_clause(e, p, ask)
                     or label_fit(e.label(p), words) >= LABEL_FIT and self._counts_what_is_asked(e, p, ask, named)
                     # a claim lends its words only to a label naming something the question asks about
                     and (not claim_words or not own or not any(e.label(p)) or _anchored(e, p, own))):
-                if not self._asked_as_other_kind(e, p, ask, named):
+                if not self._asked_as_other_kind(e, p, ask, named) and not self._outdone(e, p, ask, named):
                     return True
         return False
+
+    def _of_asked_sort(self, e: Evidence, p: Quantity, ask: Ask, named: set[str]) -> bool:
+        """True when a figure is of the kind, year and sort (goal, change, part, rate) the question asks,
+        whatever its label."""
+        if ask.kinds and p.kind not in ask.kinds and p.kind != "number":
+            return False
+        if ask.years and not e.years_of(p) & set(ask.years):
+            return False
+        if ask.plan and not e.is_target(p):
+            return False  # a goal is asked: what was done is not it
+        if ask.change and not p.change:
+            return False  # 「增长了百分之多少」: how many there were is not how much that grew
+        if ask.subset and not ask.subset & content_bigrams(" ".join(measured_words(e.text, e.quantities, p))):
+            return False  # 「…案件中通过调解结案的有多少件」: all the cases are not those
+        head = e.rate_head(p)
+        if head and head not in named and "率" in fold(ask.search) + "".join(named):
+            return False  # a rate the question names otherwise (审结率 for 纠错率), whatever the claim says
+        if not head and ask.measures and p.kind == "rate" and not self._measures_asked(e, p, ask):
+            return False  # 「满意度达到多少」: 增长21% of the people aided does not measure satisfaction
+        return True
+
+    def _outdone(self, e: Evidence, p: Quantity, ask: Ask, named: set[str]) -> bool:
+        """True when another figure of its sentence, of the asked sort as well, has a label holding at
+        least twice the question's words, and two more: 「675名党政领导进行述职述法，对134名…进行述职
+        测评」 gives 「一共有多少人述职述法」 as 675, whichever the model picks; the question's words tell
+        the figures of one sentence apart."""
+        own = len(set().union(*e.label(p)) & named)
+        return any(q is not p and q.kind == p.kind and q.counts == p.counts and self._of_asked_sort(e, q, ask, named)
+                   and len(set().union(*e.label(q)) & named) >= max(2 * own, own + 2) for q in e.quantities)
+
+    @staticmethod
+    def _measures_asked(e: Evidence, p: Quantity, ask: Ask) -> bool:
+        """True when a rate written without a 率 of its own (「满意度达95%」, 「增长21%」) measures what the
+        question's rate does: its measured words hold the characters naming it, or a report term the
+        question asks for in other words."""
+        before, after = (_content(words) for words in measured_words(e.text, e.quantities, p))
+        return any(m in before or m in after for m in ask.measures) or e.measures_term(p, ask.term_names)
 
     def _named_in_clause(self, e: Evidence, p: Quantity, ask: Ask) -> bool:
         """A count in the clause of a name the question quotes (「借助“周一职工夜校”开展专题学习活动26次」
@@ -784,13 +818,19 @@ class Binder:
         A figure a writer `chosen` to answer with needs no such sentence: the model read the question
         and picked it (「网格员去群众家里走访的比例是97.3%」 for 「入户走访覆盖率达97.3%」), which is the
         other signal; its label must still share a word with the question, be the only one of its
-        kind there that does, and a count must count what the question names (a measure word alone
-        does not say it: 「法制审查1件」 is no answer to 「多少件行政复议案件」)."""
+        kind there that does, the sentence must write a word of the question beyond those (「接收行政
+        复议申请337件」 shares only 申请 with 「多少件政府信息公开申请」: another thing's), and a count
+        must count what the question names (a measure word alone does not say it: 「法制审查1件」 is no
+        answer to 「多少件行政复议案件」)."""
+        asked = ask.bigrams | ask.terms
+
         def anchored(q: Quantity) -> bool:
-            return _anchored(e, q, ask.bigrams | ask.terms)
+            return _anchored(e, q, asked)
 
         if not anchored(p) or not chosen and self.fits(e, ask) < SENTENCE_FIT:
             return False
+        if chosen and not (asked & content_bigrams(e.text)) - set().union(*e.label(p)):
+            return False  # the label's shared word is all the sentence has of the question
         if ask.counts and p.counts and p.counts not in ask.counts:
             return False  # 「培训2次」 for 「培训了多少名」
         counted = e.counted(p)

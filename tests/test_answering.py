@@ -353,6 +353,14 @@ def test_the_reports_terms_for_a_question_never_count_against_a_sentence(tmp_pat
     assert not answer.refused and "90.51%" in answer.answer
 
 
+@pytest.mark.parametrize("reply", ["报告中没有相关信息。", "受援人满意度达到21%[1]。"])
+def test_a_rate_the_question_names_is_not_answered_by_a_figure_measuring_something_else(reply):
+    """「满意度达到多少」 names what the rate measures: 增长21% (of the people aided) does not measure it."""
+    text = "全年援助对象1004人、增长21%，法律援助案件质量优良率由24%提升到40.2%。"
+    answer = _composed("九龙坡区2025年法律援助受援人满意度达到多少？", reply, [text], district="九龙坡区", year=2025)
+    assert answer.refused, answer.answer
+
+
 def test_a_goal_is_not_answered_by_what_was_done():
     answer = _composed("荣昌区下一步打算让人民调解协议履行率达到多少？", "人民调解协议履行率为99%[1]。",
                        ["2024年人民调解协议履行率达99%。"], section="一、主要成效")
@@ -380,6 +388,14 @@ def test_a_clause_about_one_district_cites_only_that_districts_sentence():
 def test_an_answer_to_a_question_naming_no_district_says_whose_figure_it_is():
     answer = _composed("行政复议审结率是多少？", "审结率为85.29%[1]。", ["行政复议审结率为85.29%。"])
     assert answer.answer == "荣昌区2024年报告：审结率为85.29%[1]。"
+
+
+def test_a_quote_answering_a_question_naming_no_district_says_whose_it_is_in_the_answers_own_words():
+    """A report's own short name inside its quote (「“沙区司法”抖音号」) does not tell a reader whose it is."""
+    text = "积极推进新媒体普法，开设“沙区司法”抖音号，发布视频65期。"
+    answer = _composed("哪个区司法局开了抖音号？发了多少期视频？", "报告中没有相关信息。", [text],
+                       district="沙坪坝区", year=2023)
+    assert "沙坪坝区2023年报告：「" in answer.answer and "65期" in answer.answer
 
 
 @pytest.mark.parametrize("reply", [
@@ -717,6 +733,38 @@ def test_a_loosely_labelled_count_in_a_measure_word_of_another_sort_is_no_answer
     text = "重点针对行政处罚法等法律和地方性法规内容开展培训2次，强化执法人员对平台的应用。"
     assert _composed("大进镇2025年培训了多少名执法人员？", "报告中没有相关信息。", [text],
                      district="开州区大进镇", year=2025).refused
+
+
+def test_a_model_s_figure_whose_sentence_shares_only_its_label_word_with_the_question_is_no_answer():
+    """「收到多少件政府信息公开申请」 answered with 「接收行政复议申请337件」: the label shares 申请 and
+    nothing else of the question stands in the sentence: it counts another thing's applications. A
+    sentence that writes more of the question (网格员) lets the model's loosely labelled choice stand."""
+    text = "全年接收行政复议申请337件，审结283件，直接纠错58件。"
+    answer = _composed("荣昌区2024年一共收到多少件政府信息公开申请？", "荣昌区2024年一共收到337件政府信息公开申请[1]。",
+                       [text], section="一、主要成效")
+    assert answer.refused, answer.answer
+    visits = _composed("网格员去群众家里走访的比例是多少？", "网格员去群众家里走访的比例是97.3%[1]。",
+                       ["全区网格员入户走访覆盖率达97.3%。"], section="一、主要成效")
+    assert not visits.refused and "97.3%" in visits.answer, visits.answer
+
+
+def test_a_part_is_not_answered_by_the_figure_its_sentence_gives_for_the_other_part():
+    """「一共有多少人述职述法？对多少名…做了测评？」: the model answers the second part only; 134名 is
+    the count of those 测评, and the figure 「述职述法」 labels (675名) is the first part's, quoted."""
+    text = "675名党政领导进行述职述法，对134名党政主要负责人进行述职测评。"
+    question = "梁平区2024年组织党政领导述职述法，一共有多少人述职述法？对多少名党政主要负责人做了测评？"
+    answer = _composed(question, "对134名党政主要负责人做了测评[1]。", [text], district="梁平区")
+    assert "134名" in answer.answer and "675名" in answer.answer, answer.answer
+
+
+def test_a_clause_that_asks_is_the_question_echoed_not_a_claim():
+    """The model writes the question's second part back as it was asked (「大家对办理结果满不满意」): a
+    clause that asks states nothing; the rate that part asks is quoted."""
+    text = "“民呼我为”平台全年共受理问题线索9436件，平均办理时长3.57天，综合满意率90.51%。"
+    question = "荣昌区2024年老百姓通过“民呼我为”反映的问题，一般要几天才能办完？大家对办理结果满不满意？"
+    reply = "荣昌区2024年老百姓反映的问题，一般要3.57天才能办完，大家对办理结果满不满意[1]。"
+    answer = _composed(question, reply, [text], section="一、主要成效")
+    assert "满不满意" not in answer.answer and "90.51%" in answer.answer, answer.answer
 
 
 def test_a_claim_adding_only_the_heading_it_cites_says_nothing():
