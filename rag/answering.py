@@ -409,7 +409,8 @@ class Composer:
         chosen = self.fallback.choose(self.binder)
         if chosen:
             self.answered = True
-            self.connective = "According to the reports:\n" if self.ask.english else "根据报告：\n"
+            if self.ask.districts and not self.ask.comparison:  # else each quote leads with whose report it is
+                self.connective = "According to the reports:\n" if self.ask.english else "根据报告：\n"
             return "".join(self._show(f"「{e.text}」", _quoted(e), "\n")
                            for e in sorted(chosen, key=lambda e: (e.excerpt, e.start)))
         self.refused = True

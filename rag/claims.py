@@ -227,7 +227,7 @@ class Ask:
         folded = fold(question).lower()
         kinds = {kind for kind, pattern in _ASKS.items() if pattern.search(folded)}
         # 「覆盖率达到了多少」 asks a rate; 「多少件？同比增长多少？」 a count and a change.
-        if re.search(r"(增长|增幅|提高|上升|下降|减少)[^，。？?]{0,4}多少", folded):
+        if re.search(r"(增长|增加|增幅|提高|提升|上升|下降|降低|减少)[^，。？?]{0,4}多少", folded):
             kinds.add("rate")
         if _ASKS_DIRECTION.search(folded):  # 「多了还是少了」: a change, by a count or a share
             kinds |= {"count", "rate"}

@@ -395,7 +395,7 @@ def test_a_quote_answering_a_question_naming_no_district_says_whose_it_is_in_the
     text = "积极推进新媒体普法，开设“沙区司法”抖音号，发布视频65期。"
     answer = _composed("哪个区司法局开了抖音号？发了多少期视频？", "报告中没有相关信息。", [text],
                        district="沙坪坝区", year=2023)
-    assert "沙坪坝区2023年报告：「" in answer.answer and "65期" in answer.answer
+    assert answer.answer.startswith("沙坪坝区2023年报告：「") and "65期" in answer.answer, answer.answer
 
 
 @pytest.mark.parametrize("reply", [
@@ -787,6 +787,15 @@ def test_a_question_for_a_change_is_not_answered_by_a_level(reply):
     changed = _composed("荣昌区2024年公证案件数比上年增长了百分之几？", reply,
                         ["全年办理公证案件1200件，同比增长12%，群众满意率达98%。"], section="一、主要成效")
     assert not changed.refused and "12%" in changed.answer, changed.answer
+
+
+@pytest.mark.parametrize("verb", ["增加", "增长", "提升"])
+def test_a_change_asked_with_any_verb_of_growth_is_answered_by_the_percentage_it_grew(verb):
+    """「审结案件数比上年增加了多少」 asks how much more: 「增加25.4%」 says it, as 「增长25.4%」 would."""
+    text = f"受理案件数298件、{verb}33.6%，受理后审结案件数247件、{verb}25.4%。"
+    answer = _composed(f"审结案件数比上年{verb}了多少？", "报告中没有相关信息。", [text],
+                       district="九龙坡区", year=2025, section="一、主要成效")
+    assert not answer.refused and "25.4%" in answer.answer, answer.answer
 
 
 def test_a_count_in_the_clause_of_a_name_the_question_quotes_answers_it():
