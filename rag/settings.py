@@ -64,6 +64,7 @@ class RetrievalSettings(_Section):
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(1.0, ge=0)
     keyword_weight: float = Field(1.0, ge=0)
+    sentence_weight: float = Field(0.03, ge=0)
     per_district_k: int = Field(3, ge=1)
 
 

@@ -372,3 +372,17 @@ def test_a_manifest_seen_before_gets_its_search_index_on_disk_again(tmp_path, mo
     assert kb.manifest()["version"] == version
     assert (kb.index_dir / version / "chunks.json").exists()
     assert kb.check().ok
+
+
+def test_the_chunk_whose_sentence_says_what_is_asked_is_retrieved_among_chunks_sharing_its_words(tmp_path, seeds_copy):
+    """「聘请了几名政府法律顾问」: every report has 法律顾问 sentences, and fusion with a dense search
+    that ranks by noise leaves 荣昌区's 「聘任区政府法律顾问5名」 out of the first few; its sentence
+    holds the question's rarer words (政府法律顾问) and brings its chunk in."""
+    from rag.retrieval import HybridRetriever, route_question
+    from rag.settings import RetrievalSettings
+
+    kb = make_kb(tmp_path, DeterministicFakeEmbedding(size=32))
+    kb.ingest(_files(seeds_copy))
+    route = route_question("聘请了几名政府法律顾问？", kb.reports())
+    passages = HybridRetriever(kb, RetrievalSettings(top_k=3)).retrieve(route, kb.manifest())
+    assert any("聘任区政府法律顾问5名" in p.chunk.page_content for p in passages)
