@@ -155,10 +155,12 @@ class ExtractiveAnswerer:
             ranked = []
             for order, e in enumerate(binder.evidence):
                 fit = binder.qualifies(e, part, self.min_fit)
-                if fit is not None:
-                    ranked.append((fit, -order, e))  # prompt sentences come first in order
-            ranked.sort(key=lambda r: r[:2], reverse=True)
-            pools.append([r[2] for r in ranked])
+                if fit is not None:  # prompt sentences come first in order
+                    ranked.append((self._labelled(binder, e, part), fit, -order, e))
+            ranked.sort(key=lambda r: r[:3], reverse=True)
+            if ranked and ranked[0][0] and not ask.comparison:
+                ranked = [r for r in ranked if r[0]]  # a figure its label names beats one taken loosely
+            pools.append([r[3] for r in ranked])
         firsts = [pool[0] for pool in pools if pool]  # the best answer to each part first
         if ask.comparison:  # then the best sentence of each compared report (district, or year of one)
             for pool in pools:
@@ -173,6 +175,13 @@ class ExtractiveAnswerer:
                        for c in chosen):  # a list item may overlap an excerpt's sentence
                 chosen.append(e)
         return [e for e in chosen if binder.in_pinned_report(e)]
+
+    @staticmethod
+    def _labelled(binder: Binder, e: Evidence, part: Ask) -> bool:
+        """True when a sentence answers a figure question with a figure its label names, not only
+        loosely (「聘任区政府法律顾问5名」, not 「法律顾问全覆盖」's 161个村 for 「几名政府法律顾问」)."""
+        return part.wants_figure and any(binder.answers(part, Support([e], [(p, e, p)]), loose=False)
+                                         for p in e.quantities)
 
 
 class LLMAnswerer:

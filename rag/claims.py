@@ -76,7 +76,8 @@ _ASKS_LIST = re.compile(
     r"|\bwhat (?:are|were) the (?:main )?(?:problems|shortcomings|plans|measures|tasks|priorities)\b",
     re.IGNORECASE,
 )
-_ASKS_SOME_FIGURE = re.compile(r"多少|几[个项件家次人名条批场](?!方面|领域|部分|类)|\bhow (?:many|much)\b", re.IGNORECASE)
+_ASKS_SOME_FIGURE = re.compile(r"多少|几[个项件家次人名条批场](?!方面|领域|部分|类)|\bhow (?:many|much)\b"
+                               r"|\bwhat (?:was|were|is|are) the (?:numbers?|figures?)\b", re.IGNORECASE)
 _LATIN = re.compile(r"[A-Za-z]")
 # A question for a goal the report sets (「下一步打算让这个比例保持在什么水平」, 「对2025年定了什么目标」).
 _ASKS_PLAN = re.compile(r"下一步|目标|打算|力争|明年|今后|计划(?:达到|在|将|要|让)|\bplans?\b|\btargets?\b|\bgoals?\b")
@@ -362,10 +363,12 @@ class Evidence:
     def counted(self, q: Quantity) -> set[str]:
         """What a count may count: the last two characters carrying a subject right before it
         (「法制审查1件」 → 审查, 「社区矫正对象312人」 → 矫正) and the first two right after it
-        (「建成3个实体平台」 → 实体), never joined across a stop character; empty for other kinds."""
+        (「建成3个实体平台」 → 实体; 「161个村（居）法律顾问」 → 村, never the 法律 beyond it), never joined
+        across a stop character; empty for other kinds."""
         if q.kind != "count":
             return set()
-        before, after = (_subject_runs(words) for words in measured_words(self.text, self.quantities, q))
+        before, after = measured_words(self.text, self.quantities, q)
+        before, after = _subject_runs(before), _subject_runs(after, 1)
         return {run for run in (before[-1][-2:] if before else "", after[0][:2] if after else "") if run}
 
     def rate_head(self, q: Quantity) -> str:
@@ -529,10 +532,10 @@ def _nearest_bigrams(words: str, last: bool) -> set[str]:
     return content_bigrams(folded[at[-_LABEL_CHARS:][0]:] if last else folded[: at[:_LABEL_CHARS][-1] + 1])
 
 
-def _subject_runs(words: str) -> list[str]:
-    """The runs of two or more characters that carry a subject, in order."""
+def _subject_runs(words: str, shortest: int = 2) -> list[str]:
+    """The runs of `shortest` or more characters that carry a subject, in order."""
     runs = "".join(c if _carries_subject(c) else " " for c in fold(words)).split()
-    return [run for run in runs if len(run) >= 2]
+    return [run for run in runs if len(run) >= shortest]
 
 
 def _content(words: str) -> str:
@@ -681,11 +684,11 @@ class Binder:
         return any(self.answers(ask, support, words, chosen=bool(claim)) for ask in self.ask.parts or [self.ask])
 
     def answers(self, ask: Ask, support: Support, claim_words: set[str] = frozenset(), peers: bool = True,
-                borrow: bool = True, chosen: bool = False) -> bool:
+                borrow: bool = True, chosen: bool = False, loose: bool = True) -> bool:
         """True when a bound figure is of a kind `ask` asks, for its year, under a label that fits
         its words (with those it borrows, see `borrows`), the claim's or (comparing) a peer's
-        (`peer_words`), or loosely (`_loosely_labelled`; `chosen`: a writer's claim states the figure);
-        kind and year only when it has no Chinese words."""
+        (`peer_words`), or, unless not `loose`, loosely (`_loosely_labelled`; `chosen`: a writer's
+        claim states the figure); kind and year only when it has no Chinese words."""
         named = ask.bigrams | ask.terms | (ask.borrowed if borrow and self.borrows(ask) else set())
         own = named | (self.peer_words(ask) if peers and ask.comparison else set())
         words = own | claim_words
@@ -694,7 +697,7 @@ class Binder:
                 continue
             if (not words or e.measures_term(p, ask.term_names)
                     or p.kind == "rate" and ask.measures and self._measures_asked(e, p, ask)  # 综合满意率 for 满意度
-                    or self._loosely_labelled(e, p, ask, chosen) or self._named_in_clause(e, p, ask)
+                    or loose and self._loosely_labelled(e, p, ask, chosen) or self._named_in_clause(e, p, ask)
                     or label_fit(e.label(p), words) >= LABEL_FIT and self._counts_what_is_asked(e, p, ask, named)
                     # a claim lends its words only to a label naming something the question asks about
                     and (not claim_words or not own or not any(e.label(p)) or _anchored(e, p, own))):

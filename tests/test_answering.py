@@ -798,6 +798,16 @@ def test_a_change_asked_with_any_verb_of_growth_is_answered_by_the_percentage_it
     assert not answer.refused and "25.4%" in answer.answer, answer.answer
 
 
+def test_a_count_of_villages_is_no_answer_to_how_many_people_and_the_labelled_figure_stands_alone():
+    """「聘请了几名政府法律顾问」: 「161个村（居）法律顾问全覆盖」 counts villages (村, not the 法律 beyond),
+    and 「聘任区政府法律顾问5名」 names what is asked by its label: it is the answer, quoted alone."""
+    texts = ["遴选64余名律师、公证员等组成公益村居法律顾问团，实现全区161个村（居）法律顾问全覆盖。",
+             "聘任区政府法律顾问5名，推动各党政机关普遍设立法律顾问。"]
+    answer = _composed("聘请了几名政府法律顾问？", "报告中没有相关信息。", texts,
+                       districts=["沙坪坝区", "荣昌区"], comparison=False)
+    assert "5名" in answer.answer and "161个" not in answer.answer, answer.answer
+
+
 def test_a_count_in_the_clause_of_a_name_the_question_quotes_answers_it():
     """「办“法治夜话”…办了多少场」: the label (开展…专题讲座活动) shares no word with the question, but the
     quoted name stands in the count's clause and 场 counts events, as 18场 does; a count of
