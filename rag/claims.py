@@ -249,7 +249,7 @@ class Ask:
             years=sorted({int(y) for y in _YEAR.findall(folded) + _ENGLISH_YEAR.findall(folded)}),
             districts=list(districts or find_districts(question)),
             comparison=comparison,
-            wants_list=bool(_ASKS_LIST.search(folded)),
+            wants_list=asks_for_list(question),
             plan=bool(_ASKS_PLAN.search(folded)),
             # 「受理多少件，同比增长多少」 asks a level as well
             change=bool(_ASKS_CHANGE.search(folded) or _ASKS_DIRECTION.search(folded))
@@ -261,6 +261,11 @@ class Ask:
                       if (m := next(g for g in match.groups() if g)) and all(map(_carries_subject, m))},
             parts=_read_parts(cls, _parts(question), districts, comparison),
         )
+
+
+def asks_for_list(question: str) -> bool:
+    """True for a question for the items of a part of a report (「有哪些打算」, "what were the main problems")."""
+    return bool(_ASKS_LIST.search(fold(question).lower()))
 
 
 def _read_parts(cls, parts: list[str], districts, comparison: bool) -> list[Ask]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from langchain_core.documents import Document
 
 from rag import schema
-from rag.claims import Ask, content_bigrams, is_english, report_terms, weighted_share
+from rag.claims import Ask, asks_for_list, content_bigrams, is_english, report_terms, weighted_share
 from rag.districts import (
     KNOWN_TOWNS, district_mentions, find_districts, gazetteer, mention_label, meta_label, names_label, place_label,
 )
@@ -295,9 +295,10 @@ class HybridRetriever:
 
         Reciprocal rank fusion ranks a chunk both searches place fairly high above one only BM25
         places near the top; a long chunk whose one sentence says what is asked embeds far from
-        the question. The sentence that holds the question's rarer words says which chunk answers."""
+        the question. The sentence that holds the question's rarer words says which chunk answers.
+        A question for a list is for a part of a report, found by its heading, not by one sentence."""
         asked = Ask(question=query, districts=find_districts(query)).bigrams
-        if not asked:
+        if not asked or asks_for_list(query):
             return fused
         chunks = self.kb.get_chunks([cid for cid, _ in fused])
         sentences = {cid: [content_bigrams(chunk.page_content[a:b]) & asked

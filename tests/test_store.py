@@ -386,3 +386,17 @@ def test_the_chunk_whose_sentence_says_what_is_asked_is_retrieved_among_chunks_s
     route = route_question("聘请了几名政府法律顾问？", kb.reports())
     passages = HybridRetriever(kb, RetrievalSettings(top_k=3)).retrieve(route, kb.manifest())
     assert any("聘任区政府法律顾问5名" in p.chunk.page_content for p in passages)
+
+
+def test_a_question_for_a_list_is_retrieved_as_fused_not_by_one_sentence(tmp_path, seeds_copy):
+    """「…对2024年的工作有哪些打算」 asks for a part of a report, found by its heading: sentences that
+    write 司法局 and 工作 must not push the plan's heading out."""
+    from rag.retrieval import HybridRetriever, route_question
+    from rag.settings import RetrievalSettings
+
+    kb = make_kb(tmp_path, DeterministicFakeEmbedding(size=32))
+    kb.ingest(_files(seeds_copy))
+    route = route_question("沙坪坝区司法局对2024年的工作有哪些打算？", kb.reports())
+    ranked = [[p.chunk.page_content for p in HybridRetriever(kb, RetrievalSettings(sentence_weight=w)).retrieve(
+        route, kb.manifest())] for w in (0.0, 0.03)]
+    assert ranked[0] == ranked[1]
