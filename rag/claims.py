@@ -78,6 +78,9 @@ _ASKS_LIST = re.compile(
 )
 _ASKS_SOME_FIGURE = re.compile(r"多少|几[个项件家次人名条批场](?!方面|领域|部分|类)|\bhow (?:many|much)\b"
                                r"|\bwhat (?:was|were|is|are) the (?:numbers?|figures?)\b", re.IGNORECASE)
+# 「哪个区调解的纠纷最多」, "which district mediated more disputes": a figure decides which.
+_ASKS_WHICH_MOST = re.compile(r"(?:哪|\bwhich\b)[^？?]*(?:[更最](?:多|少|高|低|大|小)|\b(?:more|most|fewer|fewest|higher|"
+                              r"highest|lower|lowest|larger|largest)\b)", re.IGNORECASE)
 _LATIN = re.compile(r"[A-Za-z]")
 # A question for a goal the report sets (「下一步打算让这个比例保持在什么水平」, 「对2025年定了什么目标」).
 _ASKS_PLAN = re.compile(r"下一步|目标|打算|力争|明年|今后|计划(?:达到|在|将|要|让)|\bplans?\b|\btargets?\b|\bgoals?\b")
@@ -232,7 +235,7 @@ class Ask:
             kinds.add("rate")
         if _ASKS_DIRECTION.search(folded):  # 「多了还是少了」: a change, by a count or a share
             kinds |= {"count", "rate"}
-        asks_figure = bool(_ASKS_SOME_FIGURE.search(folded))
+        asks_figure = bool(_ASKS_SOME_FIGURE.search(folded) or _ASKS_WHICH_MOST.search(folded))
         if not asks_figure and any(q.kind != "date" for q in quantities(folded)):
             kinds = set()  # 「综合率达到77.42%的是哪个区」 gives its figure and asks whose it is
         english = is_english(question)
@@ -517,6 +520,18 @@ def _anchored(e: Evidence, q: Quantity, words: set[str]) -> bool:
     return bool((before | after) & words)
 
 
+def _one_word_apart(e: Evidence, q: Quantity, words: set[str], ask: Ask) -> bool:
+    """True when figure q's label shares one word with words and its sentence writes no other word
+    of the question, nor whole a report term it asks in other words (「人民调解组织…调解成功10498件」
+    for 「行政复议案件中通过调解结案的有多少件」: 调解 alone): one word in common is another thing's
+    figure unless the sentence says more of it."""
+    label = set().union(*e.label(q))
+    if len(label & words) != 1:
+        return False
+    text = fold(e.text)
+    return not (ask.bigrams | ask.borrowed) & content_bigrams(text) - label and not any(t in text for t in ask.term_names)
+
+
 def _claimed_years(claim: str) -> set[int]:
     """The years a claim says its figures are of: 「2024年…履行率96%」 and "In 2024, … 96%" are about 2024;
     「比2023年增长」 and "up from 2023" name the year compared with."""
@@ -704,6 +719,7 @@ class Binder:
                     or p.kind == "rate" and ask.measures and self._measures_asked(e, p, ask)  # 综合满意率 for 满意度
                     or loose and self._loosely_labelled(e, p, ask, chosen) or self._named_in_clause(e, p, ask)
                     or label_fit(e.label(p), words) >= LABEL_FIT and self._counts_what_is_asked(e, p, ask, named)
+                    and not _one_word_apart(e, p, words, ask)
                     # a claim lends its words only to a label naming something the question asks about
                     and (not claim_words or not own or not any(e.label(p)) or _anchored(e, p, own))):
                 if not self._asked_as_other_kind(e, p, ask, named) and not self._outdone(e, p, ask, named):
@@ -776,13 +792,17 @@ class Binder:
         「败诉率5.5%」 and one with that of 「复盘案件78件次」. The report gives that subject only as
         a rate, so a count beside it is not the answer (a near miss of kind). The other label must
         hold at least twice the question's words, and two more. A question that asks no kind has no
-        other, and a change (「比上年增长18%」) is of the figure beside it."""
+        other, a change (「比上年增长18%」) is of the figure beside it, and a count beside a rate asked
+        is what the rate is a share of ("what share of the claimed items…": 「认领…事项8931项，划转综合率
+        已达75%」)."""
         if not ask.kinds or p.change:
             return False
         own = len(set().union(*e.label(p)) & named)
         for q in e.quantities:
             if q is p or q.kind in ask.kinds or q.kind == p.kind or q.kind == "date":
                 continue  # a date says when, never how much of the subject
+            if q.kind == "count" and "rate" in ask.kinds:
+                continue
             other = len(set().union(*e.label(q)) & named)
             if other >= max(2 * own, own + 2):
                 return True

@@ -808,6 +808,46 @@ def test_a_count_of_villages_is_no_answer_to_how_many_people_and_the_labelled_fi
     assert "5名" in answer.answer and "161个" not in answer.answer, answer.answer
 
 
+def test_a_count_beside_a_rate_is_what_the_rate_is_a_share_of_not_the_subject_asked_as_a_count():
+    """"what share of the claimed enforcement items had been transferred": 「认领…事项8931项」 names the
+    base the question names (so shares more of its words than 「划转综合率75%」 does): the rate is the
+    answer, not a near miss of kind, and the satisfaction goal beside the other part is none."""
+    question = ("In Liangping's integrated law-enforcement reform, what share of the claimed enforcement items had "
+                "been transferred and consolidated, and how many district-level enforcement departments had joined "
+                "the 'Enforcement + Supervision' app?")
+    texts = ["纵向实行以区县为主的行政执法体制，全区主动认领行政执法事项8931项，划转综合率已达75%。",
+             "深入实施《重庆市大综合一体化行政执法条例》，推动全区执法部门全量入驻“执法+监督”数字应用，"
+             "力争行政执法群众满意度达90%以上。",
+             "推进行政执法数字化改革，35个区级行政执法部门已全部入驻“执法+监督”应用。"]
+    answer = _composed(question, "报告中没有相关信息。", texts, district="梁平区")
+    assert "75%" in answer.answer and "35个" in answer.answer and "90%" not in answer.answer, answer.answer
+
+
+def test_a_label_sharing_one_word_with_the_question_answers_only_where_the_sentence_writes_more_of_it():
+    """「行政复议案件中通过调解结案的有多少件」 and 「人民调解组织…调解成功10498件」 share 调解 and
+    nothing else: the sentence is about another thing (a near miss of kind); 「审结283件」 shares only
+    审结 with its question, but its sentence writes 行政复议 too."""
+    people = "全年我区各级各类人民调解组织开展矛盾纠纷排查4725次，调解矛盾纠纷10659件，调解成功10498件。"
+    others = ["全年接收行政复议申请337件，审结283件，直接纠错58件。", "行政复议案件实质化解率94.6%，调解率29.5%。",
+              "完善行政复议委员会制度，不断提高行政复议案件审理质效。", "强化行政复议化解行政争议主渠道作用。",
+              "出台行政复议行政应诉工作实施办法。", "制发行政复议意见书3份，充分发挥行政复议监督作用。",
+              "严格执行行政复议类案办理指引。"]
+    answer = _composed("荣昌区2024年行政复议案件中通过调解结案的有多少件？", "报告中没有相关信息。", [people, *others],
+                       section="一、主要成效")
+    assert answer.refused, answer.answer
+    review = "全年接收行政复议申请337件，审结283件，直接纠错58件。"
+    answer = _composed("荣昌区2024年行政复议审结了多少件？", "报告中没有相关信息。", [review], section="一、主要成效")
+    assert not answer.refused and "283件" in answer.answer, answer.answer
+
+
+@pytest.mark.parametrize("question", ["Which district mediated more disputes in 2024, Liangping or Rongchang?",
+                                      "梁平区和荣昌区哪个区调解的纠纷更多？", "哪个区新收的行政复议案件最多？"])
+def test_which_did_more_asks_for_the_figures_that_decide_it(question):
+    from rag.claims import Ask
+
+    assert Ask.read(question).wants_figure
+
+
 def test_a_count_in_the_clause_of_a_name_the_question_quotes_answers_it():
     """「办“法治夜话”…办了多少场」: the label (开展…专题讲座活动) shares no word with the question, but the
     quoted name stands in the count's clause and 场 counts events, as 18场 does; a count of
