@@ -832,9 +832,10 @@ def test_a_label_sharing_one_word_with_the_question_answers_only_where_the_sente
               "完善行政复议委员会制度，不断提高行政复议案件审理质效。", "强化行政复议化解行政争议主渠道作用。",
               "出台行政复议行政应诉工作实施办法。", "制发行政复议意见书3份，充分发挥行政复议监督作用。",
               "严格执行行政复议类案办理指引。"]
-    answer = _composed("荣昌区2024年行政复议案件中通过调解结案的有多少件？", "报告中没有相关信息。", [people, *others],
-                       section="一、主要成效")
-    assert answer.refused, answer.answer
+    question = "荣昌区2024年行政复议案件中通过调解结案的有多少件？"
+    for reply in ("报告中没有相关信息。", "荣昌区2024年行政复议案件中通过调解结案的有10498件[1]。"):
+        answer = _composed(question, reply, [people, *others], section="一、主要成效")
+        assert "10498" not in answer.answer, answer.answer
     review = "全年接收行政复议申请337件，审结283件，直接纠错58件。"
     answer = _composed("荣昌区2024年行政复议审结了多少件？", "报告中没有相关信息。", [review], section="一、主要成效")
     assert not answer.refused and "283件" in answer.answer, answer.answer
