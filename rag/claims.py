@@ -89,13 +89,14 @@ PLAN_HEADING = re.compile(r"安排|计划|打算|思路|目标|下一步|展望|
 TARGET_WORDS = re.compile(r"力争|确保|争取|预计|力求|目标")
 _ASKS_DIRECTION = re.compile(r"多了还是少了|增加还是减少|增长还是下降|升还是降|高了还是低了|涨还是跌")
 # A part of a question that refers back to the one before: 这个比例, 它, 其, 又…, 跟前一年比.
-_LEANS_ON_BEFORE = re.compile(r"这个|这项|这一|该|它|其|又|跟前|与上|同比|比上|相比"
+_LEANS_ON_BEFORE = re.compile(r"这个|这项|这一|该|它|其|他们|又|跟前|与上|同比|比上|相比"
                               r"|\b(?:it|its|they|them|their|this|that|these|those)\b", re.IGNORECASE)
 # Where an English question starts asking another thing: 「…?」, 「…, and what share…」.
 _ENGLISH_PARTS = re.compile(
     r"[?;]\s*|,?\s+and\s+(?=(?:what|how|which|who|when|where|whether|did|does|do|is|are|was|were|has|have)\b)",
     re.IGNORECASE)
-_ASKS_LEVEL = re.compile(r"什么水平|什么目标|多高|多低")  # a figure, of the kind the part before asked
+# A figure, of the kind the part before asked: 「什么水平」, 「跟…定的目标比怎么样」 (the goal's, to compare).
+_ASKS_LEVEL = re.compile(r"什么水平|什么目标|多高|多低|目标比|比目标|目标相比")
 # A question for a subset of a whole: 「行政复议案件中通过调解结案的有多少件」 (group 1 names the subset).
 _ASKS_SUBSET = re.compile(r"中[，,]?([^，,。？?的]{2,12})的(?:有|共有|一共有)?(?:多少|几)")
 # A question for how much a thing changed (「比上年增长了百分之多少」, 「变化有多大」, "by how much did … fall"),

@@ -849,6 +849,14 @@ def test_which_did_more_asks_for_the_figures_that_decide_it(question):
     assert Ask.read(question).wants_figure
 
 
+def test_a_part_comparing_with_a_goal_asks_the_goal_s_figure():
+    """「履行率是多少？跟他们定的2025年目标比怎么样？」: the second part asks the goal (96%), to compare."""
+    texts = ["协议履行数11211件，协议履行率达99.85%。", "力争2025年人民调解协议履行率达96%以上。"]
+    question = "梁平区2024年人民调解协议的履行率是多少？跟他们定的2025年目标比怎么样？"
+    answer = _composed(question, "报告中没有相关信息。", texts, district="梁平区", section="三、下一步工作打算")
+    assert "99.85%" in answer.answer and "96%" in answer.answer, answer.answer
+
+
 def test_a_count_in_the_clause_of_a_name_the_question_quotes_answers_it():
     """「办“法治夜话”…办了多少场」: the label (开展…专题讲座活动) shares no word with the question, but the
     quoted name stands in the count's clause and 场 counts events, as 18场 does; a count of
