@@ -142,9 +142,12 @@ class ExtractiveAnswerer:
         A sentence qualifies when it covers enough of the question's words (its section
         heading counts) and, for a figure question, states a figure of the asked kind and
         year under a fitting label. A question with no Chinese words to compare (English
-        beyond the glossary) takes the retrieval order for the fit.
+        beyond the glossary) takes the retrieval order for the fit. A question that gives a
+        figure (「…12.24%的是哪个区」) is answered by the sentences stating it, when any does.
         """
         ask = binder.ask
+        # 「直接纠错率是12.24%的是哪个区」 gives a figure and asks whose: the sentences stating it answer
+        given = [q for q in quantities(ask.question) if q.kind != "date"]
         listed: list[Evidence] = []  # the items of a part that asks for a list, all of them
         pools = []                   # per other part (or the whole question), its sentences best first
         for part in ask.parts or [ask]:
@@ -160,6 +163,8 @@ class ExtractiveAnswerer:
             ranked.sort(key=lambda r: r[:3], reverse=True)
             if ranked and ranked[0][0] and not ask.comparison:
                 ranked = [r for r in ranked if r[0]]  # a figure its label names beats one taken loosely
+            stating = [r for r in ranked if any(q.matches(p) for q in given for p in r[3].quantities)]
+            ranked = stating or ranked
             pools.append([r[3] for r in ranked])
         firsts = [pool[0] for pool in pools if pool]  # the best answer to each part first
         if ask.comparison:  # then the best sentence of each compared report (district, or year of one)

@@ -857,6 +857,16 @@ def test_a_part_comparing_with_a_goal_asks_the_goal_s_figure():
     assert "99.85%" in answer.answer and "96%" in answer.answer, answer.answer
 
 
+def test_a_question_giving_a_figure_and_asking_whose_is_answered_by_the_sentence_stating_it():
+    """「哪个区的行政复议直接纠错率是12.24%」: the sentence that states 12.24% says whose; another
+    district's 纠错率 (22.22%), however well its words fit, is not the answer."""
+    texts = ["全年接收行政复议申请337件，审结283件，直接纠错58件，审结率为85.29%、直接纠错率22.22%。",
+             "2025年新收复议案件98件、上年结转5件，审结98件，直接纠错率12.24%，实质性化解率85.71%。"]
+    answer = _composed("哪个区的行政复议直接纠错率是12.24%？", "报告中没有相关信息。", texts,
+                       districts=["荣昌区", "梁平区"], comparison=False)
+    assert answer.answer.startswith("梁平区") and "22.22%" not in answer.answer, answer.answer
+
+
 def test_a_count_in_the_clause_of_a_name_the_question_quotes_answers_it():
     """「办“法治夜话”…办了多少场」: the label (开展…专题讲座活动) shares no word with the question, but the
     quoted name stands in the count's clause and 场 counts events, as 18场 does; a count of
