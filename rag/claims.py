@@ -106,6 +106,10 @@ _ASKS_CHANGE = re.compile(
     r"|增长率|增幅|降幅|增速|\bby (?:how much|what (?:percentage|percent|share))\b|\bgrowth rate\b"
     r"|\bhow much (?:did|has|have|was|were)\b.{0,60}\b(?:increase|grow|rise|fall|drop|decline|decrease|change)",
     re.IGNORECASE)
+# Any word of a change in a question (「受理多少件，同比增长多少」 asks a level and a change at once).
+_MENTIONS_CHANGE = re.compile(
+    r"增长|增加|增幅|增速|提高|提升|上升|下降|降低|减少|降幅|缩短|变化|同比|比上|多了还是少了|还是少了|还是减少|还是下降"
+    r"|\b(?:growth|grow|grew|increase|rise|rose|fall|fell|drop|decline|decrease|change|compared)", re.IGNORECASE)
 # A name a question quotes: 「借“周一职工夜校”组织学法」, 《行政处罚法》.
 _QUOTED = re.compile(r"[“\"「『《]([^”\"」』》]{3,24})[”\"」』》]")
 _CLAUSE_END = re.compile(r"[，,；;。：:！!？?]")
@@ -204,6 +208,7 @@ class Ask:
     wants_list: bool = False
     plan: bool = False                              # asks for a goal the report sets
     change: bool = False                            # asks only how much a thing changed: a level is no answer
+    level: bool = False                             # asks a figure and no change: a change is no answer
     borrowed: set[str] = field(default_factory=set)  # a part's words of the part it refers back to (labels only)
     english: bool = False
     quoted: tuple[str, ...] = ()                    # the names it quotes (folded), which say what it is about
@@ -258,6 +263,7 @@ class Ask:
             # 「受理多少件，同比增长多少」 asks a level as well
             change=bool(_ASKS_CHANGE.search(folded) or _ASKS_DIRECTION.search(folded))
             and len(_ASKS_SOME_FIGURE.findall(folded)) <= 1,
+            level=bool(kinds) and not _MENTIONS_CHANGE.search(folded),
             english=english,
             quoted=tuple(dict.fromkeys(_QUOTED.findall(folded))),
             subset={b for m in _ASKS_SUBSET.finditer(folded) for b in content_bigrams(m.group(1), QUESTION_WORDS)},
@@ -738,6 +744,8 @@ class Binder:
             return False  # a goal is asked: what was done is not it
         if ask.change and not p.change:
             return False  # 「增长了百分之多少」: how many there were is not how much that grew
+        if ask.level and p.change and p.kind == "rate":
+            return False  # 「再犯罪率是多少」: 「同比下降15%」 is how much a rate fell, not the rate
         if ask.subset and not ask.subset & content_bigrams(" ".join(measured_words(e.text, e.quantities, p))):
             return False  # 「…案件中通过调解结案的有多少件」: all the cases are not those
         head = e.rate_head(p)

@@ -60,7 +60,7 @@ _CN_NUMBER = re.compile(
     r"|(?<=为)[零〇](?![\u4e00-\u9fff])"  # 「败诉案件为零」
 )
 _ORDINAL_BEFORE = re.compile(r"[第是]$")
-_CHANGE_BEFORE = re.compile(r"(?:增长|增加|上升|提高|提升|下降|减少|降低|缩短|压缩|减量|同比|环比|增幅|降幅|增速)[^，。；、\d]{0,4}$")
+_CHANGE_BEFORE = re.compile(r"(?:增长|增加|上升|提高|提升|下降|减少|降低|缩短|压缩|减量|同比|环比|增幅|降幅|增速)(?![至到])[^，。；、\d]{0,4}$")
 
 
 @dataclass(frozen=True)

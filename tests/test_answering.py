@@ -867,6 +867,16 @@ def test_a_question_giving_a_figure_and_asking_whose_is_answered_by_the_sentence
     assert answer.answer.startswith("梁平区") and "22.22%" not in answer.answer, answer.answer
 
 
+@pytest.mark.parametrize(("question", "shown"), [
+    ("梁平区2024年社区矫正对象的再犯罪率是多少？", False),      # a level: 「下降15%」 is how much another rate fell
+    ("梁平区2024年刑满释放人员重新犯罪率同比下降了多少？", True),  # a change: it is the answer
+])
+def test_a_rate_asked_as_a_level_is_not_answered_by_a_change(question, shown):
+    text = "社区矫正对象重新犯罪率低于全国平均水平，刑满释放人员重新犯罪率同比下降15%以上。"
+    answer = _composed(question, "报告中没有相关信息。", [text], district="梁平区", section="一、主要成效")
+    assert ("15%" in answer.answer.split("相近的内容")[0]) == shown, answer.answer
+
+
 def test_a_count_in_the_clause_of_a_name_the_question_quotes_answers_it():
     """「办“法治夜话”…办了多少场」: the label (开展…专题讲座活动) shares no word with the question, but the
     quoted name stands in the count's clause and 场 counts events, as 18场 does; a count of
