@@ -147,7 +147,9 @@ class ExtractiveAnswerer:
         """
         ask = binder.ask
         # 「直接纠错率是12.24%的是哪个区」 gives a figure and asks whose: the sentences stating it answer
-        given = [q for q in quantities(ask.question) if q.kind != "date"]
+        folded = fold(ask.question)  # (「这三个区」 counts what a comparison names: no figure of a report)
+        given = [] if ask.comparison else [
+            q for q in quantities(folded) if q.kind != "date" and re.search(r"\d", folded[q.start:q.end])]
         listed: list[Evidence] = []  # the items of a part that asks for a list, all of them
         pools = []                   # per other part (or the whole question), its sentences best first
         for part in ask.parts or [ask]:

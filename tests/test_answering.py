@@ -865,6 +865,11 @@ def test_a_question_giving_a_figure_and_asking_whose_is_answered_by_the_sentence
     answer = _composed("哪个区的行政复议直接纠错率是12.24%？", "报告中没有相关信息。", texts,
                        districts=["荣昌区", "梁平区"], comparison=False)
     assert answer.answer.startswith("梁平区") and "22.22%" not in answer.answer, answer.answer
+    # 「这三个区」 names how many districts are compared, no figure of a report
+    texts = ["指导督促部门下沉执法力量142人。", "下沉乡镇（街道）执法力量95名。", "区级部门执法人员严格落实行政执法“三项制度”。"]
+    answer = _composed("九龙坡、梁平、荣昌这三个区，从区级部门派到镇街去的执法人员各有多少？谁派得最多？",
+                       "报告中没有相关信息。", texts, districts=["九龙坡区", "梁平区", "荣昌区"])
+    assert "142人" in answer.answer and "95名" in answer.answer, answer.answer
 
 
 @pytest.mark.parametrize(("question", "shown"), [
