@@ -528,15 +528,18 @@ def _anchored(e: Evidence, q: Quantity, words: set[str]) -> bool:
 
 
 def _one_word_apart(e: Evidence, q: Quantity, words: set[str], ask: Ask) -> bool:
-    """True when figure q's label shares one word with words and its sentence writes no other word
-    of the question, nor whole a report term it asks in other words (「人民调解组织…调解成功10498件」
-    for 「行政复议案件中通过调解结案的有多少件」: 调解 alone): one word in common is another thing's
-    figure unless the sentence says more of it."""
-    label = set().union(*e.label(q))
-    if len(label & words) != 1:
-        return False
+    """True when figure q's label shares one word with words and its sentence says no more of the
+    question (`_says_more`): 「人民调解组织…调解成功10498件」 for 「行政复议案件中通过调解结案的有多少件」
+    shares 调解 alone, and one word in common is another thing's figure."""
+    return len(set().union(*e.label(q)) & words) == 1 and not _says_more(e, q, ask)
+
+
+def _says_more(e: Evidence, q: Quantity, ask: Ask) -> bool:
+    """True when figure q's sentence writes a word of the question beyond its label's, or whole a
+    report term the question asks in other words."""
     text = fold(e.text)
-    return not (ask.bigrams | ask.borrowed) & content_bigrams(text) - label and not any(t in text for t in ask.term_names)
+    return bool((ask.bigrams | ask.borrowed) & content_bigrams(text) - set().union(*e.label(q))) or any(
+        t in text for t in ask.term_names)
 
 
 def _claimed_years(claim: str) -> set[int]:
@@ -859,14 +862,12 @@ class Binder:
         复议申请337件」 shares only 申请 with 「多少件政府信息公开申请」: another thing's), and a count
         must count what the question names (a measure word alone does not say it: 「法制审查1件」 is no
         answer to 「多少件行政复议案件」)."""
-        asked = ask.bigrams | ask.terms
-
         def anchored(q: Quantity) -> bool:
-            return _anchored(e, q, asked)
+            return _anchored(e, q, ask.bigrams | ask.terms)
 
         if not anchored(p) or not chosen and self.fits(e, ask) < SENTENCE_FIT:
             return False
-        if chosen and not (asked & content_bigrams(e.text)) - set().union(*e.label(p)):
+        if chosen and not _says_more(e, p, ask):
             return False  # the label's shared word is all the sentence has of the question
         if ask.counts and p.counts and p.counts not in ask.counts:
             return False  # 「培训2次」 for 「培训了多少名」

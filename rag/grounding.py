@@ -72,7 +72,7 @@ class Quantity:
     kind: str       # count | rate | amount | area | score | duration | date | number
     start: int
     end: int
-    change: bool = False  # stated as a change (增长30%, 同比下降5件), not a level
+    change: bool = False  # stated as a change (增长30%, 同比下降5件), not a level (提升至64.9% is one)
 
     @property
     def counts(self) -> str:
