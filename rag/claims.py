@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from functools import lru_cache
 from dataclasses import dataclass, field
 
@@ -133,6 +134,13 @@ def weighted_share(part: set[str], whole: set[str], weights: dict[str, float]) -
     """Like share, each bigram counted by its weight (1.0 where it has none)."""
     total = sum(weights.get(b, 1.0) for b in part)
     return sum(weights.get(b, 1.0) for b in part & whole) / total if total else 1.0
+
+
+def rarity_weights(documents: list[set[str]]) -> dict[str, float]:
+    """Each bigram's weight by its inverse frequency over documents (their bigram sets): a word found in
+    every sentence tells them apart less than a rare one."""
+    frequency = Counter(b for bigrams in documents for b in bigrams)
+    return {b: math.log(1 + len(documents) / n) for b, n in frequency.items()}
 
 
 def share(part: set[str], whole: set[str]) -> float:
@@ -607,11 +615,7 @@ class Binder:
         # A word found in every sentence retrieved (法治, 建设) tells them apart less than a rare one (不足):
         # question words are weighed by their inverse frequency over these sentences.
         documents = [content_bigrams(e.text + (e.meta.get(schema.SECTION) or "")) for e in evidence + self.outline]
-        frequency: dict[str, int] = {}
-        for bigrams in documents:
-            for b in bigrams:
-                frequency[b] = frequency.get(b, 0) + 1
-        self.weights = {b: math.log(1 + len(documents) / n) for b, n in frequency.items()}
+        self.weights = rarity_weights(documents)
         self._documents = dict(zip(map(id, evidence + self.outline), documents))
         self.question_bigrams = ask.bigrams | ask.terms
         self._peer_words: dict[int, set[str]] = {}  # id(ask) -> see peer_words

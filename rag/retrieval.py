@@ -11,16 +11,14 @@ share is answered for each of them, never for one picked silently.
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from langchain_core.documents import Document
 
 from rag import schema
-from rag.claims import Ask, asks_for_list, content_bigrams, is_english, report_terms, weighted_share
+from rag.claims import Ask, asks_for_list, content_bigrams, is_english, rarity_weights, report_terms, weighted_share
 from rag.districts import (
     KNOWN_TOWNS, district_mentions, find_districts, gazetteer, mention_label, meta_label, names_label, place_label,
 )
@@ -278,18 +276,21 @@ class HybridRetriever:
             for rank, (cid, _) in enumerate(ranking):
                 scores[cid] = scores.get(cid, 0.0) + weight / (s.rrf_k + rank + 1)
         fused = sorted(scores.items(), key=lambda item: item[1], reverse=True)
-        if place and any(Place.of(r) != place and r["district"] == place.district
-                         for r in manifest["reports"].values()):
-            # The store filters by name: of two 朝阳区, keep this one's chunks.
-            chunks = self.kb.get_chunks([cid for cid, _ in fused])
+        shared = place and any(Place.of(r) != place and r["district"] == place.district
+                               for r in manifest["reports"].values())
+        chunks = self.kb.get_chunks([cid for cid, _ in fused]) if fused and (shared or s.sentence_weight) else {}
+        if shared:  # the store filters by name: of two 朝阳区, keep this one's chunks
             fused = [(cid, score) for cid, score in fused
                      if cid in chunks and Place.of(chunks[cid].metadata) == place]
         if s.sentence_weight and fused:
-            fused = self._by_best_sentence(query, fused, s.sentence_weight)
+            fused = self._by_best_sentence(query, fused, {cid: chunks[cid] for cid, _ in fused if cid in chunks},
+                                           s.sentence_weight)
         dense_of, keyword_of = dict(dense), dict(keyword)
         return [(cid, score, dense_of.get(cid), keyword_of.get(cid)) for cid, score in fused[:k]]
 
-    def _by_best_sentence(self, query: str, fused: list[tuple[str, float]], weight: float) -> list[tuple[str, float]]:
+    @staticmethod
+    def _by_best_sentence(query: str, fused: list[tuple[str, float]], chunks: dict,
+                          weight: float) -> list[tuple[str, float]]:
         """The fused candidates again, each score raised by `weight` times the share of the question's
         words (weighed by how rare they are among the candidates' sentences) its best sentence holds.
 
@@ -300,12 +301,9 @@ class HybridRetriever:
         asked = Ask(question=query, districts=find_districts(query)).bigrams
         if not asked or asks_for_list(query):
             return fused
-        chunks = self.kb.get_chunks([cid for cid, _ in fused])
         sentences = {cid: [content_bigrams(chunk.page_content[a:b]) & asked
                            for a, b in sentence_spans(chunk.page_content)] for cid, chunk in chunks.items()}
-        count = sum(map(len, sentences.values()))
-        frequency = Counter(b for found in sentences.values() for bigrams in found for b in bigrams)
-        weights = {b: math.log(1 + count / n) for b, n in frequency.items()}
+        weights = rarity_weights([bigrams for found in sentences.values() for bigrams in found])
         best = {cid: max((weighted_share(asked, bigrams, weights) for bigrams in found), default=0.0)
                 for cid, found in sentences.items()}
         return sorted(((cid, score + weight * best.get(cid, 0.0)) for cid, score in fused),
