@@ -26,7 +26,7 @@ from rag import schema
 from rag.districts import district_mentions, find_districts, mention_label, meta_label, names_label
 from rag.glossary import PARAPHRASES, chinese_terms, paraphrases
 from rag.keyword import tokenize
-from rag.grounding import Quantity, counted_by, measured_words, quantities
+from rag.grounding import Quantity, counted_by, measured_words, named_in_turn, quantities
 from rag.sections import heading_only, heading_text
 from rag.text import fold, sentence_spans
 
@@ -395,11 +395,14 @@ class Evidence:
         return {run for run in (before[-1][-2:] if before else "", after[0][:2] if after else "") if run}
 
     def rate_head(self, q: Quantity) -> str:
-        """The bigram ending in 率 written right before a rate (「直接纠错率22.22%」 → 错率), or "" (also
-        for one no question's words can hold: 送达率's 达 is a stop character)."""
+        """The bigram ending in 率 written right before a rate (「直接纠错率22.22%」 → 错率) or ending the
+        name it stands for in turn (「败诉率、纠错率分别为2.7%、4.2%」), or "" (also for one no
+        question's words can hold: 送达率's 达 is a stop character)."""
         if q.kind != "rate":
             return ""
-        match = re.search(r"([\u4e00-\u9fff]率)[为是达到了约：:\s]{0,3}$", fold(self.text[: q.start]))
+        in_turn = named_in_turn(self.text, self.quantities, q)
+        match = re.search(r"([\u4e00-\u9fff]率)[为是达到了约：:\s]{0,3}$",
+                          fold(self.text[: in_turn[1] if in_turn else q.start]))
         return match.group(1) if match and match.group(1)[0] not in _STOP else ""
 
     def is_target(self, q: Quantity) -> bool:

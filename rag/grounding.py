@@ -179,7 +179,8 @@ _TIME_BEFORE_CHANGE = re.compile(r"[半一两几数]?[天日年月周]\s*$")  # 
 
 def measured_words(text: str, found: list[Quantity], q: Quantity) -> tuple[str, str]:
     """What figure q of text measures: the words before it back to the clause boundary
-    (「直接纠错率22.22%」) and those after it up to the next boundary or figure (「500㎡实体平台」).
+    (「直接纠错率22.22%」), or the name it stands for in turn (`named_in_turn`), and those after it
+    up to the next boundary or figure (「500㎡实体平台」).
 
     Both come as written, with other figures, the words of a change (由, 提升至, 同比…) and an
     old value in words (由半天缩短到) blanked to spaces, so their characters keep their offsets:
@@ -190,11 +191,47 @@ def measured_words(text: str, found: list[Quantity], q: Quantity) -> tuple[str, 
     cut = max((m.end() for m in _LABEL_BOUNDARY.finditer(folded, 0, q.start)), default=0)
     boundary = _LABEL_BOUNDARY.search(folded, q.end)
     stop = min([boundary.start() if boundary else len(text)] + [p.start for p in found if p.start >= q.end])
+    in_turn = named_in_turn(text, found, q)
+    if in_turn:
+        name_start, name_end = in_turn
+        before = _blank(folded, name_start, name_end, found) + " " * (q.start - name_end)
+        return _as_written(text, name_start, before), _as_written(text, q.end, _blank(folded, q.end, stop, found))
     before = _blank(folded, cut, q.start, found)
     if before[-1:].isspace():
         before = _TIME_BEFORE_CHANGE.sub(lambda m: " " * len(m.group()), before)
     after = _blank(folded, q.end, stop, found)
     return _as_written(text, cut, before), _as_written(text, q.end, after)
+
+
+_CLAUSE_BOUNDARY = re.compile(r"[，,。；;：:（()）]")  # 、 joins the names of one clause
+_FIGURE_LINK = re.compile(r"[\s、和与及为是至到了]*")
+
+
+def named_in_turn(text: str, found: list[Quantity], q: Quantity) -> tuple[int, int] | None:
+    """The span of the name figure q stands for in 「A、B分别降至x、y」: the names before 分别 and the
+    figures right after it pair in turn. None when q is not one of those figures or the counts of
+    names and figures differ (two names may also be joined by 和, 与 or 及)."""
+    folded = fold(text)
+    clause_start = max((m.end() for m in _CLAUSE_BOUNDARY.finditer(folded, 0, q.start)), default=0)
+    at = folded.rfind("分别", clause_start, q.start)
+    if at < 0:
+        return None
+    in_turn, position = [], at + 2
+    for p in (p for p in found if p.start >= position):
+        if not _FIGURE_LINK.fullmatch(_blank(folded, position, p.start, found)):
+            break
+        in_turn.append(p)
+        position = p.end
+    if q not in in_turn or len(in_turn) < 2:
+        return None
+    cuts = [m.start() for m in re.finditer("、", folded[clause_start:at])]
+    if not cuts and len(in_turn) == 2:
+        cuts = [m.start() for m in re.finditer("[和与及]", folded[clause_start:at])][-1:]
+    if len(cuts) + 1 != len(in_turn):
+        return None
+    edges = [clause_start] + [clause_start + c + 1 for c in cuts] + [at + 1]
+    n = in_turn.index(q)
+    return edges[n], edges[n + 1] - 1
 
 
 def _blank(folded: str, start: int, end: int, found: list[Quantity]) -> str:

@@ -27,7 +27,7 @@ from rag import schema
 from rag.claims import PLAN_HEADING, TARGET_WORDS, Evidence
 from rag.districts import district_mentions
 from rag.errors import BadFileError
-from rag.grounding import Quantity, measured_words, quantities
+from rag.grounding import Quantity, measured_words, named_in_turn, quantities
 from rag.loading import LoadedReport
 from rag.metadata import ReportMeta
 from rag.text import fold, sentence_spans
@@ -228,17 +228,16 @@ def _unquote(words: str) -> str:
 
 def _listed_name(e: Evidence, q: Quantity) -> str:
     """For a figure of 「A、B分别降至x、y」 the name it stands for; for 「A、B均达x」 both names; else ""."""
+    in_turn = named_in_turn(e.text, e.quantities, q)
+    if in_turn:
+        return _tidy(e.text[in_turn[0]:in_turn[1]])
     before = e.text[: q.start]
     clause_start = max((m.end() for m in re.finditer(r"[，,。；;：:]", before)), default=0)
     clause = before[clause_start:]
-    match = re.search(r"分别|[均都](?=[为达是到在]{0,2}\s*$)", fold(clause))
+    match = re.search(r"[均都](?=[为达是到在]{0,2}\s*$)", fold(clause))
     if not match:
         return ""
-    names = [_tidy(n) for n in re.split(r"[、]", clause[: match.start()])]
-    if match.group() != "分别":
-        return "、".join(n for n in names if n)
-    figures = [p for p in e.quantities if clause_start + match.end() <= p.start <= q.start]
-    return names[len(figures) - 1] if len(figures) <= len(names) else ""
+    return "、".join(n for n in (_tidy(n) for n in clause[: match.start()].split("、")) if n)
 
 
 def _number(value: str) -> float:

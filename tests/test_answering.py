@@ -1004,3 +1004,15 @@ def test_a_district_with_bare_markers_stands_only_on_that_districts_sentences():
                        "沙坪坝区受理660件[1]，荣昌区受理991件[2]。沙坪坝区多[2]。", texts,
                        districts=["沙坪坝区", "荣昌区"])
     assert "沙坪坝区多" not in answer.answer, answer.answer
+
+
+def test_names_and_figures_written_in_turn_pair_one_to_one():
+    """「败诉率、被纠错率分别降至2.7%、4.2%」: 2.7% is the 败诉率 and 4.2% the 纠错率, not a figure with
+    no label (which fits whatever a model puts it on) beside one labelled by the name before it."""
+    text = ("区级部门和镇街的行政诉讼案件败诉率、行政复议被纠错率分别降至2.7%、4.2%，"
+            "区级部门和镇街负责人出庭应诉率99.3%。")
+    question = "九龙坡区2025年区级部门和镇街的行政复议被纠错率是多少？"
+    for figure, shown in (("4.2%", True), ("2.7%", False)):
+        reply = f"九龙坡区2025年区级部门和镇街的行政复议被纠错率为{figure}[1]。"
+        answer = _composed(question, reply, [text], district="九龙坡区", year=2025)
+        assert (reply in answer.answer) is shown, answer.answer
