@@ -49,6 +49,7 @@ QUESTION_WORDS = (
     "一共", "总共", "共计", "几个", "几项", "几次", "多大", "多久", "多快", "多长", "最高", "最低", "最多", "最少", "之间",
 )
 
+_AREA_WORDS = r"面积|平方米|\barea\b|square"
 _ASKS = {
     "rate": re.compile(r"率|比例|占比|百分比|百分之|满意度|满意程度|满不满意|知晓度|认可度|\bpercent|\brates?\b|\bshare\b"
                        r"|\bproportion|\bratio|\bsatisfaction\b"),
@@ -57,7 +58,7 @@ _ASKS = {
         r"|数量|人数|件数|次数|家数|个数|\bhow many\b|\bnumber of\b"
     ),
     "amount": re.compile(r"金额|多少钱|多少万元|多少元|资金|经费|\bhow much money\b|\bamount\b|\byuan\b"),
-    "area": re.compile(r"面积|多大|平方米|\barea\b|square"),
+    "area": re.compile(_AREA_WORDS + r"|多大"),  # not 多大 of a change: _ASKS_CHANGE_SIZE
     "duration": re.compile(r"多长时间|多久|多快|多长|时长|天数|多少天|几天|\bhow (?:long|quickly|fast)\b"),
     "date": re.compile(r"何时|什么时候|\bwhen\b"),  # 哪一年 asks the report's year, which every citation names
 }
@@ -88,6 +89,8 @@ _ASKS_PLAN = re.compile(r"下一步|目标|打算|力争|明年|今后|计划(?:
 # What makes a figure a goal: a plan heading over it, or a word of intent in its clause.
 PLAN_HEADING = re.compile(r"安排|计划|打算|思路|目标|下一步|展望|工作重点")
 TARGET_WORDS = re.compile(r"力争|确保|争取|预计|力求|目标")
+_ASKS_CHANGE_SIZE = re.compile(r"(?:增长|增加|增幅|降幅|涨幅|幅度|变化|变动|提高|提升|上升|下降|降低|减少)[^，。？?]{0,4}(多少|多大)")
+_ASKS_AREA = re.compile(_AREA_WORDS)
 _ASKS_DIRECTION = re.compile(r"多了还是少了|增加还是减少|增长还是下降|升还是降|高了还是低了|涨还是跌")
 # A part of a question that refers back to the one before: 这个比例, 它, 其, 又…, 跟前一年比.
 _LEANS_ON_BEFORE = re.compile(r"这个|这项|这一|该|它|其|他们|又|跟前|与上|同比|比上|相比"
@@ -244,9 +247,13 @@ class Ask:
              search: str = "") -> "Ask":
         folded = fold(question).lower()
         kinds = {kind for kind, pattern in _ASKS.items() if pattern.search(folded)}
-        # 「覆盖率达到了多少」 asks a rate; 「多少件？同比增长多少？」 a count and a change.
-        if re.search(r"(增长|增加|增幅|提高|提升|上升|下降|降低|减少)[^，。？?]{0,4}多少", folded):
+        # 「覆盖率达到了多少」 asks a rate; 「多少件？同比增长多少？」 a count and a change; 「变化有多大」
+        # the size of a change, not an area.
+        change_size = _ASKS_CHANGE_SIZE.search(folded)
+        if change_size:
             kinds.add("rate")
+            if change_size.group(1) == "多大" and not _ASKS_AREA.search(folded):
+                kinds.discard("area")
         if _ASKS_DIRECTION.search(folded):  # 「多了还是少了」: a change, by a count or a share
             kinds |= {"count", "rate"}
         asks_figure = bool(_ASKS_SOME_FIGURE.search(folded) or _ASKS_WHICH_MOST.search(folded))
@@ -290,13 +297,18 @@ def _read_parts(cls, parts: list[str], districts, comparison: bool) -> list[Ask]
     """The parts read one by one; a part that leans on the one before (「…比例是多少？下一步打算让这个比例
     保持在什么水平？」, 「…有多少？跟前一年比是多了还是少了？」) borrows its words for the labels of its
     figures (not for how well a sentence covers it), and its kinds when it asks a figure naming no
-    kind (「又定了什么目标」); not its year (「下一步」 asks another)."""
+    kind (「又定了什么目标」); not its year (「下一步」 asks another). One that names nothing the part
+    before does not ("how many did each select" after "…select legal-savvy residents…") asks about
+    the same thing in fewer words: it takes them for the cover too, or a sentence sharing only
+    遴选 (「遴选64余名律师」) would cover it."""
     asks: list[Ask] = []
     for part in parts:
         ask = cls.read(part, districts, comparison, search=" ".join([part, *chinese_terms(part)]))
         if asks and (_LEANS_ON_BEFORE.search(fold(part)) or len(content_bigrams(part, QUESTION_WORDS)) < 2):
             before = asks[-1]
             ask.borrowed = before.bigrams | before.terms | before.borrowed
+            if ask.bigrams <= ask.borrowed:
+                ask.search, ask.terms = " ".join([ask.search, before.search]), ask.terms | before.terms
             if not ask.kinds and (ask.wants_figure or _ASKS_LEVEL.search(fold(part))):  # not 「其中有…吗」
                 ask.kinds = set(before.kinds)
                 ask.wants_figure = True

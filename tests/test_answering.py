@@ -1016,3 +1016,37 @@ def test_names_and_figures_written_in_turn_pair_one_to_one():
         reply = f"九龙坡区2025年区级部门和镇街的行政复议被纠错率为{figure}[1]。"
         answer = _composed(question, reply, [text], district="九龙坡区", year=2025)
         assert (reply in answer.answer) is shown, answer.answer
+
+
+@pytest.mark.parametrize("question, kinds", [
+    ("罚没收入比上一年变化有多大？", {"rate"}),          # the size of a change, not an area
+    ("下降的幅度有多大？", {"rate"}),
+    ("实体平台的面积有多大？", {"area"}),
+])
+def test_how_big_a_change_is_asks_a_rate_not_an_area(question, kinds):
+    from rag.claims import Ask
+
+    assert Ask.read(question).kinds == kinds
+
+
+def test_fines_and_confiscations_in_plain_words_are_the_reports_罚没():
+    """「靠罚款、没收拿到的钱」 is 罚没收入 in the reports' words: its change answers."""
+    text = "纠治“违规锁车”“违规没收钓具”等粗暴执法，行政罚没收入下降11%，切实以执法温度提升市场主体获得感。"
+    answer = _composed("九龙坡区2025年靠罚款、没收拿到的钱比上一年是多了还是少了？变化有多大？", "报告中没有相关信息。",
+                       [text], district="九龙坡区", year=2025)
+    assert not answer.refused and "11%" in answer.answer, answer.answer
+
+
+@pytest.mark.parametrize("question", [
+    "沙坪坝区和荣昌区都遴选了法律明白人，哪个区选得多？各遴选了多少？",
+    "Both Shapingba and Rongchang select legal-savvy residents. Which district selected more of them, "
+    "and how many did each select?",
+])
+def test_a_part_naming_nothing_new_asks_about_what_the_part_before_names(question):
+    """「各遴选了多少」 asks how many 法律明白人 each selected: a sentence that shares only 遴选 with it
+    (「遴选64余名律师…组成…法律顾问团」) selects something else and is no answer to it."""
+    texts = ["遴选培育“法律明白人”676人，实现民主法治示范村（社区）“法律之家”创建全覆盖。",
+             "遴选村（社区）“法律明白人”804名，开展“法律明白人”培训94场次。",
+             "遴选64余名律师、公证员等组成公益村居法律顾问团，实现全区161个村（居）法律顾问全覆盖。"]
+    answer = _composed(question, "报告中没有相关信息。", texts, districts=["沙坪坝区", "荣昌区", "沙坪坝区"])
+    assert "676" in answer.answer and "804" in answer.answer and "64余名" not in answer.answer, answer.answer
