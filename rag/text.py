@@ -57,12 +57,20 @@ class _FoldTable(dict):
 _FOLD_TABLE = _FoldTable()
 
 
+# A year in Chinese numerals (「二〇二四年」): four characters, like its digits.
+_NUMERAL_YEAR = re.compile(r"[一二][〇零○][〇零○一二三四五六七八九]{2}(?=\s*年)")
+_NUMERAL_DIGITS = str.maketrans("〇零○一二三四五六七八九", "000123456789")
+
+
 def fold(text: str) -> str:
-    """Fold script and width for matching: 梁平區→梁平区, ９９.８％→99.8%.
+    """Fold script and width for matching: 梁平區→梁平区, ９９.８％→99.8%, 二〇二四年→2024年.
 
     The result has exactly the length of the input, so offsets carry over.
     """
-    return text.translate(_FOLD_TABLE)
+    folded = text.translate(_FOLD_TABLE)
+    if "〇" in folded or "零" in folded or "○" in folded:
+        folded = _NUMERAL_YEAR.sub(lambda m: m.group().translate(_NUMERAL_DIGITS), folded)
+    return folded
 
 
 def sentence_spans(text: str, start: int = 0, end: int | None = None, clauses: bool = True) -> list[tuple[int, int]]:

@@ -400,3 +400,17 @@ def test_a_question_for_a_list_is_retrieved_as_fused_not_by_one_sentence(tmp_pat
     ranked = [[p.chunk.page_content for p in HybridRetriever(kb, RetrievalSettings(sentence_weight=w)).retrieve(
         route, kb.manifest())] for w in (0.0, 0.03)]
     assert ranked[0] == ranked[1]
+
+
+@pytest.mark.parametrize("question", ["沙坪坝区二〇二四年全年受理了多少件法律援助案件？",
+                                      "沙坪坝区２０２４年全年受理了多少件法律援助案件？"])
+def test_a_year_in_chinese_numerals_or_full_width_is_the_year_asked(question):
+    """「二〇二四年」 is 2024 as much as 「2024年」: asked of that year, routed to the reports that may
+    speak of it (2023's sets out its plans for 2024)."""
+    from rag.claims import Ask
+    from rag.retrieval import route_question
+
+    reports = [{"file": "s.txt", "district": "沙坪坝区", "year": 2023, "city": "重庆市", "province": "重庆市",
+                "district_code": "500106"}]
+    assert Ask.read(question).years == [2024]
+    assert route_question(question, reports).years == [2023]
