@@ -597,14 +597,15 @@ def _content(words: str) -> str:
 
 
 def label_fit(label: tuple[set[str], set[str]], context: set[str], head: str = "") -> float:
-    """How well a figure's label fits words (0..1): the better side's share, 1.0 when it has no
-    label words at all; three shared bigrams fit whatever the share. A rate's head (错率 of
+    """How well a figure's label fits words (0..1): the better side's share, 0.0 when it has no
+    label words at all (「年末在册272人」: nothing says what it measures, so it fits nothing asked);
+    three shared bigrams fit whatever the share. A rate's head (错率 of
     直接纠错率) must be among the words: 审结率 and 纠错率 share 行政复议, not what they measure."""
     if head and head not in context and "率" in "".join(context):  # a question for 比例 names no head
         return 0.0
     before, after = label
     if not before and not after:
-        return 1.0
+        return 0.0
     if len((before | after) & context) >= 3:
         return 1.0
     return max(share(side, context) for side in (before, after) if side)

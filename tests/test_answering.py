@@ -1050,3 +1050,13 @@ def test_a_part_naming_nothing_new_asks_about_what_the_part_before_names(questio
              "遴选64余名律师、公证员等组成公益村居法律顾问团，实现全区161个村（居）法律顾问全覆盖。"]
     answer = _composed(question, "报告中没有相关信息。", texts, districts=["沙坪坝区", "荣昌区", "沙坪坝区"])
     assert "676" in answer.answer and "804" in answer.answer and "64余名" not in answer.answer, answer.answer
+
+
+def test_a_figure_whose_words_name_nothing_answers_nothing():
+    """「年末在册272人（同比增长7%）」: 年末在册 holds no word that names a thing, so 7% is no answer to
+    「办理公证的数量同比增长了多少」, which the report does not give (it gives 880件 alone)."""
+    texts = ["新接收社区矫正对象206人，解除179人，年末在册272人（同比增长7%），累计列管460人（同比增长5%）。",
+             "全年办理公证880件，采购并上线“行本公证链管理平台”。"]
+    for reply in ("报告中没有相关信息。", "梁平区2024年办理公证的数量同比增长了7%[1]。"):
+        answer = _composed("梁平区2024年办理公证的数量同比增长了多少？", reply, texts, district="梁平区")
+        assert answer.refused and "7%[" not in answer.answer.split("相近的内容")[0], answer.answer
