@@ -271,7 +271,7 @@ class Ask:
             counts={thing for m in _COUNTS_IN.finditer(folded) if (thing := counted_by(m.group(1) or m.group(2)))},
             wants_figure=bool(kinds) or asks_figure,
             years=sorted({int(y) for y in _YEAR.findall(folded) + _ENGLISH_YEAR.findall(folded)}),
-            districts=list(districts or find_districts(question)),
+            districts=list(find_districts(question) if districts is None else districts),
             comparison=comparison,
             wants_list=asks_for_list(question),
             plan=bool(_ASKS_PLAN.search(folded)),

@@ -191,7 +191,7 @@ class Pipeline:
         manifest, route, passages = self._retrieve(question, history, filters)
         ask = Ask.read(route.question, route.districts, route.comparison, search=route.query)
         retrieved = time.perf_counter()
-        if route.not_covered:
+        if route.not_covered and not passages:  # passages: those writing a place no report is of
             return AnswerStream(ask, [], answerer, None, started, retrieved, not_covered=route.not_covered)
         # A question of several parts (「…达到77.42%的是哪个区？它认领…多少项？」) is answered part by part from the passages.
         table = None if ask.parts else self._table_answer(route.question, manifest, filters or {})

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from langchain_core.documents import Document
 
@@ -74,6 +74,8 @@ class Route:
                                                           # each searched and answered apart
     across_years: bool = False                            # the report years are searched apart
     not_covered: str = ""                                 # why nothing can be searched, if so
+    elsewhere: list[str] = field(default_factory=list)   # places named that no report is of: only
+                                                          # passages writing them may answer
 
     def groups(self) -> list[tuple[Place | None, list[int] | None]]:
         """(place, report years) searched apart: one per place and, across years, one per year."""
@@ -213,7 +215,7 @@ def route_question(question: str, reports: list[dict], districts=None, years=Non
         matched, unmatched = resolve_districts(mentions, list(places))
         if unmatched:
             route.not_covered = f"现有报告不涉及{'、'.join(unmatched)}；{_holdings(reports)}"
-            return route
+            route.elsewhere = unmatched
         route.districts = matched
         route.places = [places[label] for label in matched]
     candidates = [r for r in reports if not route.places or Place.of(r) in route.places]
@@ -229,6 +231,7 @@ def route_question(question: str, reports: list[dict], districts=None, years=Non
             covering = sorted({r["year"] for r in candidates if r["year"] in {y + 1 for y in asked_years}})
         if not covering:
             where = "、".join(route.districts)
+            route.elsewhere = []
             route.not_covered = (
                 f"报告中没有{where}{'、'.join(str(y) for y in sorted(set(asked_years)))}年的相关信息；"
                 f"{_holdings(candidates or reports)}"
@@ -249,9 +252,14 @@ class HybridRetriever:
 
     def retrieve(self, route: Route, manifest: dict, k: int | None = None) -> list[Passage]:
         """Best passages for the route, best first; one slice per place (and per year across years)
-        for comparisons."""
+        for comparisons. A route naming places no report is of finds only passages that write them
+        (「和泸县、内江…建立警务合作」: a partner a report names), else nothing."""
         if route.not_covered:
-            return []
+            if not route.elsewhere:
+                return []
+            names = [fold(name) for name in route.elsewhere]
+            found = self.retrieve(replace(route, not_covered="", elsewhere=[]), manifest, k)
+            return [p for p in found if any(name in fold(p.chunk.page_content) for name in names)]
         groups = route.groups()
         if len(groups) == 1:
             place, years = groups[0]

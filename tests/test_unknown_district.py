@@ -25,7 +25,8 @@ REPORTS = {
     "rongchang.txt": (
         "荣昌区2024年法治政府建设情况报告\n\n"
         "一、主要举措和成效\n（一）加强公共法律服务\n全年办理法律援助案件865件，行政复议直接纠错率18.5%。\n"
-        "（二）深化普法\n全年开展法治宣传活动120场次。\n\n"
+        "（二）深化普法\n全年开展法治宣传活动120场次。\n"
+        "（三）维护平安稳定\n与四川泸县、内江等13个市县建立警务合作协调会议机制。\n\n"
         "重庆市荣昌区人民政府\n2025年1月20日\n"
     ),
     "liangping.txt": (
@@ -156,3 +157,13 @@ def test_the_ui_table_marks_an_undetected_district_or_year():
 
     rows = report_rows([{"file": "a.txt", "district": "", "year": 0, "title": "t", "chunks": 3}])
     assert rows == [["a.txt", "区县未识别", "年份未识别", "t", 3]]
+
+
+def test_a_place_no_report_is_of_but_one_names_is_answered_from_the_sentences_writing_it(pipeline):
+    """「哪个区和泸县…建了警务合作…」: 泸县 has no report, but 荣昌区's names it as a partner: the
+    answer comes from what writes it. Its own figures are still not covered."""
+    answer = pipeline.ask("请问是哪个区和泸县、内江等地建了警务合作协调会议机制？")
+    assert not answer.refused and "荣昌区" in answer.answer and "13个" in answer.answer, answer.answer
+    assert {c.district for c in answer.citations} == {"荣昌区"}
+    own = pipeline.ask("泸县2024年办理法律援助案件多少件？")
+    assert own.refused and own.citations == [] and "865" not in own.answer, own.answer

@@ -222,7 +222,7 @@ def knowledge_base_tab(demo: gr.Blocks, pipeline: Pipeline, files: ReportFiles, 
             passages = pipeline.retrieve(query, k=int(k))
         except RagError as err:
             return notice("bad", "无法测试", str(err)), []
-        if route.not_covered:
+        if route.not_covered and not passages:
             return notice("warn", "未检索", route.not_covered), []
         where = "、".join(route.districts) or "全部区县"
         years = "、".join(f"{y}年" for y in route.years)
