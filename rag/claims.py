@@ -58,7 +58,7 @@ _ASKS = {
         r"|数量|人数|件数|次数|家数|个数|\bhow many\b|\bnumber of\b"
     ),
     "amount": re.compile(r"金额|多少钱|多少万元|多少元|资金|经费|\bhow much money\b|\bamount\b|\byuan\b"),
-    "area": re.compile(_AREA_WORDS + r"|多大"),  # not 多大 of a change: _ASKS_CHANGE_SIZE
+    "area": re.compile(_AREA_WORDS + r"|多大"),  # not 多大 of a change: _ASKS_CHANGE
     "duration": re.compile(r"多长时间|多久|多快|多长|时长|天数|多少天|几天|\bhow (?:long|quickly|fast)\b"),
     "date": re.compile(r"何时|什么时候|\bwhen\b"),  # 哪一年 asks the report's year, which every citation names
 }
@@ -89,7 +89,6 @@ _ASKS_PLAN = re.compile(r"下一步|目标|打算|力争|明年|今后|计划(?:
 # What makes a figure a goal: a plan heading over it, or a word of intent in its clause.
 PLAN_HEADING = re.compile(r"安排|计划|打算|思路|目标|下一步|展望|工作重点")
 TARGET_WORDS = re.compile(r"力争|确保|争取|预计|力求|目标")
-_ASKS_CHANGE_SIZE = re.compile(r"(?:增长|增加|增幅|降幅|涨幅|幅度|变化|变动|提高|提升|上升|下降|降低|减少)[^，。？?]{0,4}(多少|多大)")
 _ASKS_AREA = re.compile(_AREA_WORDS)
 _ASKS_DIRECTION = re.compile(r"多了还是少了|增加还是减少|增长还是下降|升还是降|高了还是低了|涨还是跌")
 # A part of a question that refers back to the one before: 这个比例, 它, 其, 又…, 跟前一年比.
@@ -105,14 +104,15 @@ _ASKS_LEVEL = re.compile(r"什么水平|什么目标|多高|多低|目标比|比
 _ASKS_SUBSET = re.compile(r"中[，,]?([^，,。？?的]{2,12})的(?:有|共有|一共有)?(?:多少|几)")
 # A question for how much a thing changed (「比上年增长了百分之多少」, 「变化有多大」, "by how much did … fall"),
 # not for the level it changed to (「提高到多少」).
+_CHANGE_ASKED = r"增长|增加|增幅|增速|提高|提升|上升|下降|降低|减少|降幅|变化|变动|幅度|减下来|压减|削减|缩减"
 _ASKS_CHANGE = re.compile(
-    r"(?:增长|增加|增幅|增速|提高|提升|上升|下降|降低|减少|降幅|变化)(?![至到])[^，,。？?]{0,4}(?:多少|几|多大)"
+    rf"(?:{_CHANGE_ASKED})(?![至到])[^，,。？?]{{0,4}}(多少|几|多大)"
     r"|增长率|增幅|降幅|增速|\bby (?:how much|what (?:percentage|percent|share))\b|\bgrowth rate\b"
     r"|\bhow much (?:did|has|have|was|were)\b.{0,60}\b(?:increase|grow|rise|fall|drop|decline|decrease|change)",
     re.IGNORECASE)
 # Any word of a change in a question (「受理多少件，同比增长多少」 asks a level and a change at once).
 _MENTIONS_CHANGE = re.compile(
-    r"增长|增加|增幅|增速|提高|提升|上升|下降|降低|减少|降幅|缩短|变化|同比|比上|多了还是少了|还是少了|还是减少|还是下降"
+    _CHANGE_ASKED + r"|缩短|同比|比上|多了还是少了|还是少了|还是减少|还是下降"
     r"|\b(?:growth|grow|grew|increase|rise|rose|fall|fell|drop|decline|decrease|change|compared)", re.IGNORECASE)
 # A name a question quotes: 「借“周一职工夜校”组织学法」, 《行政处罚法》.
 _QUOTED = re.compile(r"[“\"「『《]([^”\"」』》]{3,24})[”\"」』》]")
@@ -249,7 +249,7 @@ class Ask:
         kinds = {kind for kind, pattern in _ASKS.items() if pattern.search(folded)}
         # 「覆盖率达到了多少」 asks a rate; 「多少件？同比增长多少？」 a count and a change; 「变化有多大」
         # the size of a change, not an area.
-        change_size = _ASKS_CHANGE_SIZE.search(folded)
+        change_size = _ASKS_CHANGE.search(folded)
         if change_size:
             kinds.add("rate")
             if change_size.group(1) == "多大" and not _ASKS_AREA.search(folded):

@@ -1029,6 +1029,14 @@ def test_how_big_a_change_is_asks_a_rate_not_an_area(question, kinds):
     assert Ask.read(question).kinds == kinds
 
 
+@pytest.mark.parametrize("question", ["涉企检查的频次再压减多少？", "行政检查实际减下来多少？", "罚没收入削减了多少？"])
+def test_cutting_by_how_much_asks_a_change_not_a_level(question):
+    from rag.claims import Ask
+
+    ask = Ask.read(question)
+    assert ask.change and not ask.level and "rate" in ask.kinds
+
+
 def test_fines_and_confiscations_in_plain_words_are_the_reports_罚没():
     """「靠罚款、没收拿到的钱」 is 罚没收入 in the reports' words: its change answers."""
     text = "纠治“违规锁车”“违规没收钓具”等粗暴执法，行政罚没收入下降11%，切实以执法温度提升市场主体获得感。"
