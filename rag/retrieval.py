@@ -261,20 +261,24 @@ class HybridRetriever:
             found = self.retrieve(replace(route, not_covered="", elsewhere=[]), manifest, k)
             return [p for p in found if any(name in fold(p.chunk.page_content) for name in names)]
         groups = route.groups()
+        chunks: dict[str, Document] = {}  # those read while ranking, not read again
         if len(groups) == 1:
             place, years = groups[0]
-            ranked = self._fuse(route.query, manifest, place, years, k or self.settings.top_k)
+            ranked = self._fuse(route.query, manifest, place, years, k or self.settings.top_k, chunks)
         else:
             per_group = self.settings.per_district_k
-            found = [self._fuse(route.query, manifest, place, years, per_group) for place, years in groups]
+            found = [self._fuse(route.query, manifest, place, years, per_group, chunks) for place, years in groups]
             ranked = [group[rank] for rank in range(per_group)  # interleaved: every place and year near the top
                       for group in found if rank < len(group)]
-        chunks = self.kb.get_chunks([cid for cid, *_ in ranked])
+        unread = [cid for cid, *_ in ranked if cid not in chunks]
+        if unread:
+            chunks.update(self.kb.get_chunks(unread))
         return [Passage(chunks[cid], *scores) for cid, *scores in ranked if cid in chunks]
 
-    def _fuse(self, query, manifest, place: Place | None, years, k) -> list[tuple[str, float, float | None, float | None]]:
+    def _fuse(self, query, manifest, place: Place | None, years, k,
+              read: dict) -> list[tuple[str, float, float | None, float | None]]:
         """The k best (chunk id, fused score, dense score, keyword score) of dense and keyword search,
-        of one place or all."""
+        of one place or all; the chunks it reads to rank them go into `read`."""
         s = self.settings
         districts = [place.district] if place else None
         dense = self.kb.dense_search(query, s.dense_k, manifest, districts, years)
@@ -287,6 +291,7 @@ class HybridRetriever:
         shared = place and any(Place.of(r) != place and r["district"] == place.district
                                for r in manifest["reports"].values())
         chunks = self.kb.get_chunks([cid for cid, _ in fused]) if fused and (shared or s.sentence_weight) else {}
+        read.update(chunks)
         if shared:  # the store filters by name: of two 朝阳区, keep this one's chunks
             fused = [(cid, score) for cid, score in fused
                      if cid in chunks and Place.of(chunks[cid].metadata) == place]
