@@ -5,7 +5,7 @@ with nothing under it but sub-headings, like 「一、2025年…主要举措和�
 「一是…」) is carried into the first chunk of the section that follows it, so no chunk is a
 heading alone. Sentences end at 。；！？ or a line break (rag.text.sentence_spans). Runs of
 sentences aim at an even size within the budget. A sentence over the budget is cut into
-even pieces after ，、： (or, failing that, where the budget runs out); a run that would be a
+even pieces after ，： (or after 、, or, failing those, where the budget runs out); a run that would be a
 sliver (a heading sentence before a long one) takes the next sentence's first clauses.
 Consecutive chunks of a section share whole sentences (or pieces) worth at most
 `overlap_tokens`. Sentences that give orders to a language model (rag.text.instruction_spans,
@@ -38,8 +38,8 @@ from rag.tokens import count_tokens as _count_tokens
 logger = logging.getLogger(__name__)
 
 # Bump when chunk boundaries or contents change: every report then counts as changed and is re-chunked.
-CHUNKER_VERSION = 2
-_CLAUSE_ENDS = "，,、：:"
+CHUNKER_VERSION = 3
+_CLAUSE_ENDS = "，,：:"
 _HEADER_SEPARATOR = " · "
 
 Span = tuple[int, int]
@@ -105,8 +105,8 @@ def _sentence_runs(text: str, start: int, end: int, budget: int, count_tokens, e
 
 
 def _cut(text: str, span: Span, budget: int, count_tokens) -> list[Span]:
-    """Pieces of an over-long sentence, of about even size: runs of clauses (cut after ，、：)
-    where possible, else of characters."""
+    """Pieces of an over-long sentence, of about even size: runs of clauses (cut after ，：, else
+    after a list's 、) where possible, else of characters."""
     start, end = span
     total = count_tokens(text[start:end])
     target = math.ceil(total / math.ceil(total / budget))
@@ -123,12 +123,15 @@ def _cut(text: str, span: Span, budget: int, count_tokens) -> list[Span]:
 def _clause_split(text: str, chunk_start: int, sentence: Span, budget: int, count_tokens) -> tuple[Span, int]:
     """Split sentence so that text[chunk_start:head end] fits budget: (head span, start of the rest).
 
-    The head ends after the last clause mark that fits, else where the budget runs out; it
+    The head ends after the last clause mark that fits (「协调会、推进会18次」 is one list, whose
+    figure says what its items are), else after the last 、, else where the budget runs out; it
     holds at least one character.
     """
     start, end = sentence
     fit = max(_longest_fit(text, chunk_start, end, budget, count_tokens), start + 1)
     clause = max(text.rfind(c, start, fit) for c in _CLAUSE_ENDS)
+    if clause < start:  # a list's 、 only when no clause ends: cut there, an item leaves its figure
+        clause = text.rfind("、", start, fit)
     stop = clause + 1 if clause >= start else fit
     head_end = stop
     while head_end > start + 1 and text[head_end - 1].isspace():

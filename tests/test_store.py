@@ -353,7 +353,7 @@ def test_chunks_are_read_in_pages(tmp_path, seeds_copy, monkeypatch):
     whole = [d.metadata[schema.CHUNK_ID] for d in kb.chunks()]
     monkeypatch.setattr("rag.store._PAGE", 7)
     paged = [d.metadata[schema.CHUNK_ID] for d in kb.chunks()]
-    assert paged == whole and len(set(paged)) == len(paged) == 177
+    assert paged == whole and len(set(paged)) == len(paged) == 178
 
 
 def test_a_manifest_seen_before_gets_its_search_index_on_disk_again(tmp_path, monkeypatch):
