@@ -1,7 +1,7 @@
 """The gold sets through the real pipeline (e5 embeddings, extractive answers) must meet their floors:
 dev.jsonl eval/floors.json, trust.jsonl (paraphrases, no district, other script, English, near misses,
 lists) eval/floors_trust.json, the held-out sets eval/floors_holdout.json (holdout4, the hardest on
-wording, eval/floors_holdout4.json; holdout8, the newest, eval/floors_holdout8.json), and the questions over every
+wording, eval/floors_holdout4.json; holdout9, the newest, eval/floors_holdout9.json), and the questions over every
 report (answered from the 指标库 table) eval/floors_aggregate.json."""
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ EVAL = PROJECT_ROOT / "eval"
     (EVAL / "gold" / "holdout5.jsonl", EVAL / "floors_holdout.json", 40),
     (EVAL / "gold" / "holdout6.jsonl", EVAL / "floors_holdout.json", 40),
     (EVAL / "gold" / "holdout7.jsonl", EVAL / "floors_holdout.json", 40),
-    (EVAL / "gold" / "holdout8.jsonl", EVAL / "floors_holdout8.json", 40),
+    (EVAL / "gold" / "holdout8.jsonl", EVAL / "floors_holdout.json", 40),
+    (EVAL / "gold" / "holdout9.jsonl", EVAL / "floors_holdout9.json", 40),
     (EVAL / "gold" / "aggregate.jsonl", EVAL / "floors_aggregate.json", 24),
 ])
 def test_gold_set_meets_its_floors(real_pipeline, tmp_path, gold, floors, questions):
