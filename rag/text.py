@@ -58,7 +58,7 @@ _FOLD_TABLE = _FoldTable()
 
 
 # A year in Chinese numerals (「二〇二四年」): four characters, like its digits.
-_NUMERAL_YEAR = re.compile(r"[一二][〇零○][〇零○一二三四五六七八九]{2}(?=\s*年)")
+_NUMERAL_YEAR = re.compile(r"二[〇零○][〇零○一二三四五六七八九]{2}(?=\s*年)")
 _NUMERAL_DIGITS = str.maketrans("〇零○一二三四五六七八九", "000123456789")
 
 
