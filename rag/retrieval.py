@@ -26,7 +26,7 @@ from rag.glossary import chinese_terms
 from rag.schema import UNKNOWN_YEAR_TEXT
 from rag.settings import RetrievalSettings
 from rag.store import KnowledgeBase
-from rag.text import fold, sentence_spans
+from rag.text import fold, sentence_bounds, sentence_spans
 
 _YEAR = re.compile(r"(20\d{2})\s*年")
 _FOLLOW_UP = re.compile(r"^(那|那么|还有|同样|其|它|该区|该镇)|呢[？?]?$")
@@ -243,12 +243,17 @@ def route_question(question: str, reports: list[dict], districts=None, years=Non
     return route
 
 
+_SENTENCE_REACH = 400  # characters a retrieved piece of a sentence is widened by, at most, each side
+_TEXTS_KEPT = 32  # report texts the retriever keeps to widen pieces
+
+
 class HybridRetriever:
     """Dense + BM25 search fused by weighted reciprocal rank, per routed district group."""
 
     def __init__(self, kb: KnowledgeBase, settings: RetrievalSettings):
         self.kb = kb
         self.settings = settings
+        self._texts: dict[str, str | None] = {}  # report text by version (immutable), the latest few
 
     def retrieve(self, route: Route, manifest: dict, k: int | None = None) -> list[Passage]:
         """Best passages for the route, best first; one slice per place (and per year across years)
@@ -273,7 +278,33 @@ class HybridRetriever:
         unread = [cid for cid, *_ in ranked if cid not in chunks]
         if unread:
             chunks.update(self.kb.get_chunks(unread))
-        return [Passage(chunks[cid], *scores) for cid, *scores in ranked if cid in chunks]
+        passages, spans = [], set()
+        for cid, *scores in ranked:
+            if cid in chunks:
+                chunk = self._whole_sentences(chunks[cid])
+                span = (chunk.metadata[schema.FILE], chunk.metadata[schema.START], chunk.metadata[schema.END])
+                if span not in spans:  # two pieces of one sentence, widened, are one passage
+                    spans.add(span)
+                    passages.append(Passage(chunk, *scores))
+        return passages
+
+    def _whole_sentences(self, chunk: Document) -> Document:
+        """The chunk widened to the whole sentences it cuts. A sentence over the chunk budget is
+        indexed in pieces (rag.chunking); a piece alone leaves a figure without the words that say
+        what it counts (「…大竹縣、渠縣、開江縣等地檢察機關、審判機關、|司法行政機關共15家單位共簽…」)."""
+        meta = chunk.metadata
+        version = meta.get(schema.FILE_HASH, "")
+        if version not in self._texts:
+            while len(self._texts) >= _TEXTS_KEPT:
+                self._texts.pop(next(iter(self._texts)))
+            self._texts[version] = self.kb.stored_text(version) if version else None
+        text = self._texts[version]
+        if text is None or text[meta[schema.START]:meta[schema.END]] != chunk.page_content:
+            return chunk
+        start, end = sentence_bounds(text, meta[schema.START], meta[schema.END], _SENTENCE_REACH)
+        if (start, end) == (meta[schema.START], meta[schema.END]):
+            return chunk
+        return Document(page_content=text[start:end], metadata={**meta, schema.START: start, schema.END: end})
 
     def _fuse(self, query, manifest, place: Place | None, years, k,
               read: dict) -> list[tuple[str, float, float | None, float | None]]:

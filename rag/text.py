@@ -92,6 +92,29 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, clauses: b
     return spans
 
 
+_SENTENCE_MARKS = "。；！？!?;\n"
+_CLOSING = "”’」』）) \t\r\u3000"
+_ENDS_SENTENCE = re.compile(r"[。；！？!?;\n][”’」』）)]*\s*$")
+
+
+def sentence_bounds(text: str, start: int, end: int, reach: int) -> tuple[int, int]:
+    """text[start:end] widened to whole sentences (ending at 。；！？ or a line break, as chunks
+    split them): start back to its sentence's first character, end on past its sentence's last
+    mark, each by at most `reach` characters (else left where it is)."""
+    before = max(text.rfind(c, max(0, start - reach), start) for c in _SENTENCE_MARKS)
+    if before >= 0 or start <= reach:
+        start = before + 1
+        while start < len(text) and text[start] in _CLOSING:  # the quote a sentence ends with
+            start += 1
+    if end < len(text) and not _ENDS_SENTENCE.search(text, max(0, end - 8), end):
+        after = _SENTENCE_END.match(text, end)
+        if after and after.end() - end <= reach:
+            end = after.end()
+            while end > start and text[end - 1].isspace():
+                end -= 1
+    return start, end
+
+
 def instruction_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) spans of text that give orders to a language model (prompt injection).
 

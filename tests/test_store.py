@@ -414,3 +414,20 @@ def test_a_year_in_chinese_numerals_or_full_width_is_the_year_asked(question):
                 "district_code": "500106"}]
     assert Ask.read(question).years == [2024]
     assert route_question(question, reports).years == [2023]
+
+
+def test_a_passage_cut_inside_a_sentence_is_retrieved_as_the_whole_sentence(tmp_path, seeds_copy):
+    """A sentence over the chunk budget is indexed in pieces; the piece retrieved comes back with the
+    rest of its sentence, or 「司法行政機關共15家單位共簽…」 loses the partners that sign (大竹縣…)."""
+    from rag.retrieval import HybridRetriever, route_question
+    from rag.settings import RetrievalSettings
+
+    kb = make_kb(tmp_path, DeterministicFakeEmbedding(size=32))
+    kb.ingest(_files(seeds_copy))
+    assert not any("大竹" in c.page_content and "15家" in c.page_content for c in kb.chunks())  # indexed apart
+    route = route_question("梁平区有多少家单位共签了社区矫正协作机制的意见？", kb.reports())
+    passages = HybridRetriever(kb, RetrievalSettings(top_k=5)).retrieve(route, kb.manifest())
+    (signed,) = [p for p in passages if "15家" in p.chunk.page_content]
+    text = kb.report_text(signed.meta[schema.FILE])
+    assert "大竹" in signed.chunk.page_content and signed.chunk.page_content.startswith("與區法院")
+    assert text[signed.meta[schema.START]:signed.meta[schema.END]] == signed.chunk.page_content
