@@ -28,7 +28,7 @@ import pytest
 from fastapi.testclient import TestClient
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
-from eval.processes import chroma_server, free_port
+from eval.processes import chroma_server, data_dir_sharing_models, free_port
 from rag.api import create_app
 from rag.claims import Ask
 from rag.components import build_chat_model_factories
@@ -514,13 +514,14 @@ def test_hosted_endpoint_hanging_or_sending_garbage_gives_503_with_bounded_retri
 
 
 @pytest.mark.integration
-def test_real_local_llm_stopped_mid_answer_then_restarted(seeded_pipeline):
+def test_real_local_llm_stopped_mid_answer_then_restarted(seeded_pipeline, tmp_path):
     from rag.local_llm import LocalLLMServer
 
-    real = load_settings()
     settings = seeded_pipeline.settings.with_overrides(
         {"llm.provider": "local", "llm.max_tokens": 16, "llm.context_tokens": 50, "llm.local.n_ctx": 1024,
-         "data_dir": str(real.data_dir)}  # the models folder built by `fazhi models prepare`
+         # the models folder built by `fazhi models prepare`, in a data folder of the test's own (the
+         # real one's 指标库 table, rebuilt by an ingest beside the test, would answer instead)
+         "data_dir": str(data_dir_sharing_models(tmp_path))}
     )
     server = LocalLLMServer(settings)
     pipeline = Pipeline(settings, seeded_pipeline.kb, build_chat_model_factories(settings, local_server=server))
