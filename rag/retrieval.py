@@ -12,6 +12,7 @@ share is answered for each of them, never for one picked silently.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -254,6 +255,7 @@ class HybridRetriever:
         self.kb = kb
         self.settings = settings
         self._texts: dict[str, str | None] = {}  # report text by version (immutable), the latest few
+        self._texts_lock = threading.Lock()  # questions are answered on several threads
 
     def retrieve(self, route: Route, manifest: dict, k: int | None = None) -> list[Passage]:
         """Best passages for the route, best first; one slice per place (and per year across years)
@@ -293,18 +295,25 @@ class HybridRetriever:
         indexed in pieces (rag.chunking); a piece alone leaves a figure without the words that say
         what it counts (「…大竹縣、渠縣、開江縣等地檢察機關、審判機關、|司法行政機關共15家單位共簽…」)."""
         meta = chunk.metadata
-        version = meta.get(schema.FILE_HASH, "")
-        if version not in self._texts:
-            while len(self._texts) >= _TEXTS_KEPT:
-                self._texts.pop(next(iter(self._texts)))
-            self._texts[version] = self.kb.stored_text(version) if version else None
-        text = self._texts[version]
+        text = self._report_text(meta.get(schema.FILE_HASH, ""))
         if text is None or text[meta[schema.START]:meta[schema.END]] != chunk.page_content:
             return chunk
         start, end = sentence_bounds(text, meta[schema.START], meta[schema.END], _SENTENCE_REACH)
         if (start, end) == (meta[schema.START], meta[schema.END]):
             return chunk
         return Document(page_content=text[start:end], metadata={**meta, schema.START: start, schema.END: end})
+
+    def _report_text(self, version: str) -> str | None:
+        """The stored text of a report version, kept for the next questions (the oldest dropped)."""
+        with self._texts_lock:
+            if version in self._texts:
+                return self._texts[version]
+        text = self.kb.stored_text(version) if version else None
+        with self._texts_lock:
+            if len(self._texts) >= _TEXTS_KEPT:
+                del self._texts[next(iter(self._texts))]
+            self._texts[version] = text
+        return text
 
     def _fuse(self, query, manifest, place: Place | None, years, k,
               read: dict) -> list[tuple[str, float, float | None, float | None]]:
