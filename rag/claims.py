@@ -276,9 +276,8 @@ class Ask:
             wants_list=asks_for_list(question),
             plan=bool(_ASKS_PLAN.search(folded)),
             # 「受理多少件，同比增长多少」 asks a level as well
-            change=bool(_ASKS_CHANGE.search(folded) or _ASKS_DIRECTION.search(folded))
-            and len(_ASKS_SOME_FIGURE.findall(folded)) <= 1,
-            level=bool(kinds) and not (_MENTIONS_CHANGE.search(folded) or _ASKS_CHANGE.search(folded)),
+            change=bool(change_size or _ASKS_DIRECTION.search(folded)) and len(_ASKS_SOME_FIGURE.findall(folded)) <= 1,
+            level=bool(kinds) and not (change_size or _MENTIONS_CHANGE.search(folded)),
             english=english,
             quoted=tuple(dict.fromkeys(_QUOTED.findall(folded))),
             subset={b for m in _ASKS_SUBSET.finditer(folded) for b in content_bigrams(m.group(1), QUESTION_WORDS)},
