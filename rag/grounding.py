@@ -211,6 +211,8 @@ def named_in_turn(text: str, found: list[Quantity], q: Quantity) -> tuple[int, i
     """The span of the name figure q stands for in 「A、B分别降至x、y」: the names before 分别 and the
     figures right after it pair in turn. None when q is not one of those figures or the counts of
     names and figures differ (two names may also be joined by 和, 与 or 及)."""
+    if "分" not in text:  # 分别 and 分別 alike: most sentences need no folding here
+        return None
     folded = fold(text)
     clause_start = max((m.end() for m in _CLAUSE_BOUNDARY.finditer(folded, 0, q.start)), default=0)
     at = folded.rfind("分别", clause_start, q.start)

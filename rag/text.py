@@ -6,8 +6,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-_SENTENCE_END = re.compile(r"[^。；！？!?;\n]*(?:[。；！？!?;]+[”’」』）)]*|\n|$)")
-_FULL_SENTENCE_END = re.compile(r"[^。！？!?\n]*(?:[。！？!?]+[”’」』）)]*|\n|$)")
+_ENDS = "。！？!?"        # end a sentence as a citation quotes it
+_CLAUSE_ENDS = "；;"      # end one as chunks and excerpts cut it, too
+_CLOSERS = "”’」』）)"   # closing marks a sentence's end carries with it
+_SENTENCE_MARKS = _ENDS + _CLAUSE_ENDS + "\n"
+_SENTENCE_END = re.compile(rf"[^{_SENTENCE_MARKS}]*(?:[{_ENDS}{_CLAUSE_ENDS}]+[{_CLOSERS}]*|\n|$)")
+_FULL_SENTENCE_END = re.compile(rf"[^{_ENDS}\n]*(?:[{_ENDS}]+[{_CLOSERS}]*|\n|$)")
 
 # Words that address a language model, not a reader: 「忽略以上所有指令」, "ignore all previous
 # instructions", 「你现在是一个AI助手」. Matched on fold(text), ignoring case. Reports never say these: an
@@ -92,9 +96,7 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, clauses: b
     return spans
 
 
-_SENTENCE_MARKS = "。；！？!?;\n"
-_CLOSING = "”’」』）) \t\r\u3000"
-_ENDS_SENTENCE = re.compile(r"[。；！？!?;\n][”’」』）)]*\s*$")
+_ENDS_SENTENCE = re.compile(rf"[{_SENTENCE_MARKS}][{_CLOSERS}]*\s*$")
 
 
 def sentence_bounds(text: str, start: int, end: int, reach: int) -> tuple[int, int]:
@@ -104,7 +106,7 @@ def sentence_bounds(text: str, start: int, end: int, reach: int) -> tuple[int, i
     before = max(text.rfind(c, max(0, start - reach), start) for c in _SENTENCE_MARKS)
     if before >= 0 or start <= reach:
         start = before + 1
-        while start < len(text) and text[start] in _CLOSING:  # the quote a sentence ends with
+        while start < len(text) and (text[start] in _CLOSERS or text[start].isspace()):  # the quote it ends with
             start += 1
     if end < len(text) and not _ENDS_SENTENCE.search(text, max(0, end - 8), end):
         after = _SENTENCE_END.match(text, end)
@@ -130,7 +132,7 @@ def instruction_spans(text: str) -> list[tuple[int, int]]:
         if match.group("ignore") and _NEGATED.search(folded, max(0, match.start() - 3), match.start()):
             continue
         floor = max(spans[-1][1] if spans else 0, match.start() - _INSTRUCTION_REACH)  # bounded: linear in all
-        start = max(floor, *(folded.rfind(c, floor, match.start()) + 1 for c in "。；！？!?;\n"))
+        start = max(floor, *(folded.rfind(c, floor, match.start()) + 1 for c in _SENTENCE_MARKS))
         reach = max(match.end(), start + _INSTRUCTION_REACH)
         line_end = folded.find("\n", match.end(), reach)
         end = min(len(text), reach) if line_end < 0 else line_end
